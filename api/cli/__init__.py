@@ -1,0 +1,167 @@
+"""The ``tarcza`` command line: operators, compliance officers and auditors.
+
+Every command either succeeds or prints one line starting with ``error:`` and exits
+non-zero; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+import core
+from api.cli.common import INIT_STEPS, console, ensure_data_dir, err_console, runtime, settings
+from core import migrate
+from core.db import check_connection, write_connection
+from core.errors import TarczaError
+from core.logging import configure_logging
+
+app = typer.Typer(
+    name="tarcza", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+    help="Tarcza: encrypted PII vault, tamper-evident audit log and GDPR tooling for debt collection.",
+)
+db_app = typer.Typer(no_args_is_help=True, help="Database schema: upgrade and inspect migrations.")
+config_app = typer.Typer(no_args_is_help=True, help="Inspect the effective configuration.")
+app.add_typer(db_app, name="db")
+app.add_typer(config_app, name="config")
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"tarcza {core.__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,  # noqa: ARG001
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Tarcza command line."""
+    configure_logging(level="WARNING", fmt="auto")
+
+
+def _record_installation() -> str | None:
+    rt = runtime()
+    with write_connection(rt.engine) as conn:
+        existing = conn.execute(text("SELECT id FROM installation")).scalar()
+        if existing:
+            return None
+        conn.execute(text("INSERT INTO installation (id, created_at) VALUES (:id, :at)"),
+                     {"id": str(uuid.uuid4()), "at": rt.clock.now()})
+    return "installation recorded"
+
+
+def initialise(quiet: bool = False) -> list[str]:
+    """Create the data directory, apply migrations and create every missing key. Safe to repeat."""
+    s = settings()
+    lines: list[str] = []
+    if ensure_data_dir(s.data_dir):
+        lines.append(f"created data directory {s.data_dir} (0700)")
+    rt = runtime()
+    check_connection(rt.engine)
+    before, after = migrate.upgrade(rt.engine)
+    if before != after:
+        lines.append(f"database migrated {before or 'empty'} -> {after}")
+    for step in (lambda _rt: _record_installation(), *INIT_STEPS):
+        line = step(rt)
+        if line:
+            lines.append(line)
+    if not quiet:
+        for line in lines or ["already initialised; nothing to do"]:
+            console.print(line)
+    return lines
+
+
+@app.command()
+def init() -> None:
+    """Create the data directory (0700), the keys and the database schema. Safe to run twice."""
+    initialise()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (default TARCZA_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default TARCZA_PORT).")] = None,
+) -> None:
+    """Run the HTTP API and console; initialises the data directory on first run."""
+    import uvicorn
+
+    from api.app import create_app
+
+    s = settings()
+    initialise(quiet=False)
+    configure_logging(level=s.log_level, fmt=s.log_format)
+    console.print(f"serving on http://{host or s.host}:{port or s.port} (console at /console, API docs at /docs)")
+    uvicorn.run(create_app(runtime=runtime()), host=host or s.host, port=port or s.port,
+                log_config=None, access_log=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Apply database migrations (up to the newest by default)."""
+    rt = runtime()
+    check_connection(rt.engine)
+    before, after = migrate.upgrade(rt.engine, revision)
+    if before == after:
+        console.print(f"database already at {after}")
+    else:
+        console.print(f"database migrated {before or 'empty'} -> {after}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's schema revision and the newest one this version knows."""
+    rt = runtime()
+    check_connection(rt.engine)
+    console.print(f"current: {migrate.current_revision(rt.engine) or 'empty'}\nhead:    {migrate.head_revision()}")
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Print the effective settings, secrets masked."""
+    table = Table("setting", "environment variable", "value")
+    for name, value in settings().masked().items():
+        table.add_row(name, f"TARCZA_{name.upper()}", value)
+    console.print(table)
+
+
+def _register_capabilities() -> None:
+    """Add the command groups of the capabilities present."""
+    import importlib
+
+    for module_name, group in CAPABILITY_COMMANDS:
+        module = importlib.import_module(module_name)
+        app.add_typer(module.app, name=group)
+
+
+CAPABILITY_COMMANDS: tuple[tuple[str, str], ...] = ()
+
+
+def main() -> None:
+    """Console-script entry point: one-line errors, non-zero exit."""
+    os.umask(0o077)  # everything Tarcza writes (database, WAL, keys, blobs) is private to its user
+    _register_capabilities()
+    try:
+        app(standalone_mode=True)
+    except TarczaError as exc:
+        err_console.print(f"error: {exc.detail}", soft_wrap=True, markup=False, highlight=False)
+        sys.exit(1)
+    except SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None) or exc
+        first = (str(orig).strip().splitlines() or [type(orig).__name__])[0][:200]
+        err_console.print(f"error: database: {first}", soft_wrap=True, markup=False, highlight=False)
+        sys.exit(1)
+    except OSError as exc:
+        err_console.print(f"error: {exc.strerror or exc} ({getattr(exc, 'filename', '') or ''})",
+                          soft_wrap=True, markup=False, highlight=False)
+        sys.exit(1)

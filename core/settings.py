@@ -1,0 +1,141 @@
+"""Settings, read from ``TARCZA_*`` environment variables and a ``.env`` file.
+
+Every setting has a default that needs no set-up: the embedded SQLite database and the
+local keyfile live in the data directory (``./var``). Invariant: secrets are
+``SecretStr`` and are never printed unmasked (see :meth:`Settings.masked`).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from core.errors import ConfigurationError
+
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
+
+class Settings(BaseSettings):
+    """The effective configuration of one Tarcza process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TARCZA_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
+    )
+
+    data_dir: Path = Field(Path("var"), description="Directory for the database, keys, recordings and logs.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite:///<data_dir>/tarcza.db. PostgreSQL: postgresql://user@host/db.",
+    )
+    key_provider: Literal["local", "pkcs11"] = Field("local", description="Where key-encryption keys live.")
+    keyfile_passphrase: SecretStr | None = Field(
+        None, description="Optional passphrase protecting the local keyfile (scrypt).",
+    )
+    pkcs11_module: str | None = Field(None, description="Path to the PKCS#11 module (e.g. libsofthsm2.so).")
+    pkcs11_token_label: str = Field("tarcza", description="Label of the PKCS#11 token holding the keys.")
+    pkcs11_pin: SecretStr | None = Field(None, description="User PIN of the PKCS#11 token.")
+    host: str = Field("127.0.0.1", description="Address the HTTP API listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the HTTP API listens on.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Minimum level logged.")
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: readable on a terminal, JSON lines otherwise.",
+    )
+    audit_origin: str | None = Field(
+        None, description="Origin line of audit checkpoints; default tarcza/<installation id>.",
+    )
+    checkpoint_every_entries: int = Field(1000, ge=1, description="Issue a checkpoint after this many new entries.")
+    checkpoint_every_seconds: float = Field(
+        60.0, gt=0, description="Issue a checkpoint at least this often while the log grows.",
+    )
+    audit_batch_max: int = Field(1000, ge=1, le=10000, description="Most entries the sequencer commits in one batch.")
+    db_app_role: str | None = Field(
+        None, description="PostgreSQL role granted INSERT and SELECT only on the audit tables by the migration.",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to SQLite in the data directory; always a supported backend."""
+        if not self.database_url:
+            return f"sqlite:///{(self.data_dir / 'tarcza.db').as_posix()}"
+        url = parse_database_url(self.database_url)
+        return url.render_as_string(hide_password=False)
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return parse_database_url(self.effective_database_url).get_backend_name()
+
+    @property
+    def keyfile_path(self) -> Path:
+        return self.data_dir / "keys" / "kek.json"
+
+    @property
+    def log_key_path(self) -> Path:
+        return self.data_dir / "keys" / "audit-log.key"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    def masked(self) -> dict[str, str]:
+        """Every setting as text, with secrets and database passwords masked."""
+        out: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                out[name] = "********" if value.get_secret_value() else ""
+            elif value is None:
+                out[name] = ""
+            else:
+                out[name] = str(value)
+        out["database_url"] = parse_database_url(self.effective_database_url).render_as_string(hide_password=True)
+        return out
+
+
+def parse_database_url(raw: str) -> URL:
+    """Parse and check a database URL; raise :class:`ConfigurationError` with one line if unusable."""
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigurationError(
+            "TARCZA_DATABASE_URL is not a valid database URL (expected e.g. sqlite:///var/tarcza.db "
+            "or postgresql://user@host/dbname)"
+        ) from None
+    backend = url.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise ConfigurationError(
+            f"TARCZA_DATABASE_URL uses unsupported backend {backend!r}; supported: {', '.join(SUPPORTED_BACKENDS)}"
+        )
+    if backend == "postgresql" and url.get_driver_name() in ("psycopg2", "pg8000", "asyncpg", "psycopg2cffi"):
+        raise ConfigurationError("TARCZA_DATABASE_URL: use the psycopg (3) driver, e.g. postgresql+psycopg://...")
+    if backend == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+        if not url.database:
+            raise ConfigurationError("TARCZA_DATABASE_URL names no PostgreSQL database")
+    if backend == "sqlite" and url.database in (None, "", ":memory:"):
+        raise ConfigurationError("TARCZA_DATABASE_URL: SQLite needs a file path (an in-memory database loses the log)")
+    return url
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; turn pydantic's validation errors into a one-line ConfigurationError."""
+    from pydantic import ValidationError
+
+    try:
+        settings = Settings(**overrides)
+        _ = settings.effective_database_url
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ConfigurationError(f"setting TARCZA_{loc.upper()}: {first['msg']}") from None
+    return settings
