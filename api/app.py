@@ -83,4 +83,6 @@ def _capability_routers() -> list[APIRouter]:
     return [importlib.import_module(name).router for name in ROUTER_MODULES]
 
 
-ROUTER_MODULES: tuple[str, ...] = ()
+ROUTER_MODULES: tuple[str, ...] = (
+    "api.routers.audit",
+)

@@ -1,19 +1,26 @@
 """The objects one Tarcza process shares: settings, engine, sessions and the services built on them.
 
-The HTTP app and the CLI both build a :class:`Runtime`; capabilities attach their services
-to it lazily, so a command that needs only the database does not open the key provider.
+The HTTP app and the CLI both build a :class:`Runtime`; services are created lazily, so a
+command that needs only the database does not open the key provider.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import SYSTEM_CLOCK, Clock
 from core.db import make_engine, session_factory
+from core.errors import ConfigurationError
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from audit.service import AuditLog
+    from vault.keys import KeyProvider
+    from vault.service import VaultService
 
 
 class Runtime:
@@ -31,7 +38,50 @@ class Runtime:
     def sessions(self) -> sessionmaker[Session]:
         return session_factory(self.engine)
 
+    def installation_id(self) -> str:
+        with self.engine.connect() as conn:
+            value = conn.execute(text("SELECT id FROM installation")).scalar()
+        if value is None:
+            raise ConfigurationError("this database is not initialised; run `tarcza init`")
+        return str(value)
+
+    def audit_origin(self) -> str:
+        return self.settings.audit_origin or f"tarcza/{self.installation_id()}"
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        """The audit log, signing with the log key from the data directory."""
+        from audit.service import AuditLog, load_log_signer
+
+        signer = load_log_signer(self.settings.log_key_path)
+        if self.settings.audit_origin and signer.name != self.settings.audit_origin:
+            raise ConfigurationError(
+                f"TARCZA_AUDIT_ORIGIN is {self.settings.audit_origin!r} but the log key is for {signer.name!r}"
+            )
+        s = self.settings
+        return AuditLog(self.engine, signer, clock=self.clock, batch_max=s.audit_batch_max,
+                        checkpoint_every_entries=s.checkpoint_every_entries,
+                        checkpoint_every_seconds=s.checkpoint_every_seconds)
+
+    @cached_property
+    def key_provider(self) -> KeyProvider:
+        """The key-encryption keys: the local keyfile or the PKCS#11 token, per the settings."""
+        from vault.bootstrap import open_key_provider
+
+        return open_key_provider(self.settings)
+
+    @cached_property
+    def vault(self) -> VaultService:
+        """The PII vault; its authorizer is ``self.authorizer`` (the policy engine), looked up when built."""
+        from vault.bootstrap import build_vault
+
+        return build_vault(self)
+
     def close(self) -> None:
         """Release what the runtime opened."""
+        if "audit" in self.__dict__:
+            self.audit.close()
+        if "key_provider" in self.__dict__:
+            self.key_provider.close()
         if "engine" in self.__dict__:
             self.engine.dispose()

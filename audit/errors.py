@@ -68,3 +68,17 @@ class ProofRangeError(AuditError):
     status = 422
     code = "proof-range"
     title = "No such index or tree size"
+
+
+class TamperedLogError(VerificationError):
+    """The stored log does not match what it committed to; names the first place that disagrees."""
+
+    code = "audit-tampered"
+    title = "Audit log tampering detected"
+
+    def __init__(self, detail: str, *, index: int | None = None, what: str) -> None:
+        self.index, self.what = index, what
+        extra: dict[str, Any] = {"what": what}
+        if index is not None:
+            extra["index"] = index
+        super().__init__(detail, **extra)

@@ -41,11 +41,15 @@ def is_current(engine: Engine) -> bool:
     return current_revision(engine) == head_revision()
 
 
-def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
-    """Apply migrations up to ``revision``; return (revision before, revision after)."""
+def upgrade(engine: Engine, revision: str = "head", *, app_role: str | None = None) -> tuple[str | None, str | None]:
+    """Apply migrations up to ``revision``; return (revision before, revision after).
+
+    ``app_role`` (PostgreSQL) is the role the audit migration grants INSERT and SELECT only.
+    """
     before = current_revision(engine)
     cfg = alembic_config()
     with write_connection(engine) as conn:
         cfg.attributes["connection"] = conn
+        cfg.attributes["app_role"] = app_role
         command.upgrade(cfg, revision)
     return before, current_revision(engine)

@@ -91,3 +91,15 @@ def cli_env(data_dir: Path, database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TARCZA_")}
     env.update({"TARCZA_DATA_DIR": str(data_dir), "TARCZA_DATABASE_URL": database_url})
     return env
+
+
+@pytest.fixture
+def initialised_runtime(settings):  # type: ignore[no-untyped-def]
+    """A runtime after `tarcza init`: schema, installation record and keys in the data directory."""
+    from api.cli.common import initialise_runtime
+    from api.runtime import Runtime
+
+    rt = Runtime(settings)
+    initialise_runtime(rt)
+    yield rt
+    rt.close()

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
 from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 import core
-from api.cli.common import INIT_STEPS, console, ensure_data_dir, err_console, runtime, settings
+from api.cli.common import console, err_console, initialise_runtime, runtime, settings
 from core import migrate
-from core.db import check_connection, write_connection
+from core.db import check_connection
 from core.errors import TarczaError
 from core.logging import configure_logging
 
@@ -48,32 +46,9 @@ def _root(
     configure_logging(level="WARNING", fmt="auto")
 
 
-def _record_installation() -> str | None:
-    rt = runtime()
-    with write_connection(rt.engine) as conn:
-        existing = conn.execute(text("SELECT id FROM installation")).scalar()
-        if existing:
-            return None
-        conn.execute(text("INSERT INTO installation (id, created_at) VALUES (:id, :at)"),
-                     {"id": str(uuid.uuid4()), "at": rt.clock.now()})
-    return "installation recorded"
-
-
 def initialise(quiet: bool = False) -> list[str]:
     """Create the data directory, apply migrations and create every missing key. Safe to repeat."""
-    s = settings()
-    lines: list[str] = []
-    if ensure_data_dir(s.data_dir):
-        lines.append(f"created data directory {s.data_dir} (0700)")
-    rt = runtime()
-    check_connection(rt.engine)
-    before, after = migrate.upgrade(rt.engine)
-    if before != after:
-        lines.append(f"database migrated {before or 'empty'} -> {after}")
-    for step in (lambda _rt: _record_installation(), *INIT_STEPS):
-        line = step(rt)
-        if line:
-            lines.append(line)
+    lines = initialise_runtime(runtime())
     if not quiet:
         for line in lines or ["already initialised; nothing to do"]:
             console.print(line)
@@ -111,7 +86,7 @@ def db_upgrade(
     """Apply database migrations (up to the newest by default)."""
     rt = runtime()
     check_connection(rt.engine)
-    before, after = migrate.upgrade(rt.engine, revision)
+    before, after = migrate.upgrade(rt.engine, revision, app_role=rt.settings.db_app_role)
     if before == after:
         console.print(f"database already at {after}")
     else:
@@ -144,7 +119,9 @@ def _register_capabilities() -> None:
         app.add_typer(module.app, name=group)
 
 
-CAPABILITY_COMMANDS: tuple[tuple[str, str], ...] = ()
+CAPABILITY_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("api.cli.audit", "audit"),
+)
 
 
 def main() -> None:

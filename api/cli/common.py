@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
+from sqlalchemy import text
 
 from api.runtime import Runtime
+from core import migrate
+from core.db import check_connection, write_connection
 from core.errors import ConfigurationError
 from core.settings import Settings, load_settings
 
-console = Console()
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
 _runtime: Runtime | None = None
@@ -56,4 +60,48 @@ def ensure_data_dir(data_dir: Path) -> bool:
 InitStep = Callable[[Runtime], str | None]
 """A step of ``tarcza init``: creates what is missing and returns a line to print (or None)."""
 
-INIT_STEPS: list[InitStep] = []
+
+def _record_installation(rt: Runtime) -> str | None:
+    with write_connection(rt.engine) as conn:
+        if conn.execute(text("SELECT id FROM installation")).scalar():
+            return None
+        conn.execute(text("INSERT INTO installation (id, created_at) VALUES (:id, :at)"),
+                     {"id": str(uuid.uuid4()), "at": rt.clock.now()})
+    return "installation recorded"
+
+
+def initialise_runtime(rt: Runtime) -> list[str]:
+    """``tarcza init`` for ``rt``: data directory, migrations, installation, keys; returns what it did."""
+    s = rt.settings
+    lines: list[str] = []
+    if ensure_data_dir(s.data_dir):
+        lines.append(f"created data directory {s.data_dir} (0700)")
+    check_connection(rt.engine)
+    before, after = migrate.upgrade(rt.engine, app_role=s.db_app_role)
+    if before != after:
+        lines.append(f"database migrated {before or 'empty'} -> {after}")
+    for step in (_record_installation, *INIT_STEPS):
+        line = step(rt)
+        if line:
+            lines.append(line)
+    return lines
+
+
+
+def _create_log_key(rt: Runtime) -> str | None:
+    from audit.service import create_log_signer
+
+    path = rt.settings.log_key_path
+    if path.exists():
+        return None
+    signer = create_log_signer(path, rt.audit_origin())
+    return f"created audit log key {path} (0600) for origin {signer.name}"
+
+
+def _init_vault_keys(rt: Runtime) -> str | None:
+    from vault.bootstrap import init_keys
+
+    return init_keys(rt)
+
+
+INIT_STEPS: list[InitStep] = [_create_log_key, _init_vault_keys]

@@ -1,0 +1,187 @@
+"""``tarcza audit``: append, checkpoints, proofs, queries, export and verification."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from api.cli.common import console, runtime
+from audit.events import Actor, ActorKind
+from audit.repository import EntryFilter
+from core.errors import InvalidInputError
+
+app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log: append, prove, export, verify.")
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[Any]:
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or None)
+
+        yield update
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+def _operator() -> Actor:
+    import getpass
+
+    return Actor(id=f"operator:{getpass.getuser()}", kind=ActorKind.SYSTEM)
+
+
+@app.command("append")
+def append(
+    event_type: Annotated[str, typer.Option("--type", help="Event type from the catalogue, e.g. contact.attempted.")],
+    payload: Annotated[str, typer.Option(help="Payload as JSON (personal fields sealed, base64url).")] = "{}",
+    subject: Annotated[str | None, typer.Option(help="Subject token the event concerns.")] = None,
+    actor: Annotated[str | None, typer.Option(help="Actor id (default: operator:<login>).")] = None,
+    actor_kind: Annotated[ActorKind, typer.Option(help="Actor kind.")] = ActorKind.SYSTEM,
+    idempotency_key: Annotated[str | None, typer.Option(help="Retrying with the same key appends once.")] = None,
+) -> None:
+    """Append one event (for scripts); prints the receipt as JSON."""
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        raise InvalidInputError("--payload is not valid JSON") from None
+    who = Actor(id=actor, kind=actor_kind) if actor else _operator()
+    receipt = runtime().audit.record(event_type, actor=who, payload=body, subject=subject,
+                                     idempotency_key=idempotency_key)
+    _print_json(receipt.to_json())
+
+
+@app.command("checkpoint")
+def checkpoint(
+    latest: Annotated[bool, typer.Option("--latest", help="Print the newest checkpoint, issue none.")] = False,
+) -> None:
+    """Issue a signed checkpoint of the current tree now (or print the latest) as a C2SP signed note."""
+    log = runtime().audit
+    if latest:
+        info = log.latest_checkpoint()
+        if info is None:
+            raise InvalidInputError("no checkpoint has been issued yet; run `tarcza audit checkpoint`")
+    else:
+        info = log.issue_checkpoint()
+        from audit.events import CheckpointIssuedPayload
+
+        log.record("checkpoint.issued", actor=_operator(),
+                   payload=CheckpointIssuedPayload(tree_size=info.tree_size, root_hash=info.root_hash.hex()))
+    sys.stdout.write(info.note)
+
+
+@app.command("verifier-key")
+def verifier_key() -> None:
+    """Print the log's public verifier key (signed-note format) for auditors."""
+    sys.stdout.write(runtime().audit.verifier().to_string() + "\n")
+
+
+@app.command("prove")
+def prove(
+    index: Annotated[int, typer.Option(help="Leaf index of the entry.")],
+    size: Annotated[int | None, typer.Option(help="Tree size (default: newest checkpoint covering it).")] = None,
+) -> None:
+    """Print the inclusion proof of entry INDEX (RFC 9162), hashes in base64."""
+    _print_json(runtime().audit.inclusion_proof(index, size).to_json())
+
+
+@app.command("consistency")
+def consistency(
+    from_size: Annotated[int, typer.Option("--from", help="Older tree size.")],
+    to_size: Annotated[int | None, typer.Option("--to", help="Newer tree size (default: newest checkpoint).")] = None,
+) -> None:
+    """Print the consistency proof between two tree sizes (RFC 9162), hashes in base64."""
+    _print_json(runtime().audit.consistency_proof(from_size, to_size).to_json())
+
+
+def _filter(subject: str | None, event_type: str | None, actor: str | None, since: datetime | None,
+            until: datetime | None, from_index: int | None, to_index: int | None) -> EntryFilter:
+    from datetime import UTC
+
+    def aware(value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    return EntryFilter(subject=subject, event_type=event_type, actor=actor, since=aware(since), until=aware(until),
+                       start=from_index, end=None if to_index is None else to_index + 1)
+
+
+SubjectOpt = Annotated[str | None, typer.Option(help="Only entries about this subject token.")]
+TypeOpt = Annotated[str | None, typer.Option("--type", help="Only this event type (or a prefix like contact.*).")]
+ActorOpt = Annotated[str | None, typer.Option(help="Only entries by this actor id.")]
+SinceOpt = Annotated[datetime | None, typer.Option(help="From this time (UTC unless an offset is given).")]
+UntilOpt = Annotated[datetime | None, typer.Option(help="Before this time.")]
+FromOpt = Annotated[int | None, typer.Option("--from-index", help="First index.")]
+ToOpt = Annotated[int | None, typer.Option("--to-index", help="Last index (inclusive).")]
+
+
+@app.command("events")
+def events(
+    subject: SubjectOpt = None, event_type: TypeOpt = None, actor: ActorOpt = None, since: SinceOpt = None,
+    until: UntilOpt = None, from_index: FromOpt = None, to_index: ToOpt = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Entries per page.")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="Continue after this cursor.")] = None,
+) -> None:
+    """List entries (oldest first) as JSON, with a cursor for the next page."""
+    page = runtime().audit.query(_filter(subject, event_type, actor, since, until, from_index, to_index),
+                                 cursor=cursor, limit=limit)
+    _print_json({"items": [i.to_json() for i in page.items], "next_cursor": page.next_cursor})
+
+
+@app.command("export")
+def export(
+    out: Annotated[Path, typer.Option(help="Directory to create (must not exist or be empty).")],
+    subject: SubjectOpt = None, event_type: TypeOpt = None, actor: ActorOpt = None, since: SinceOpt = None,
+    until: UntilOpt = None, from_index: FromOpt = None, to_index: ToOpt = None,
+) -> None:
+    """Export entries with their proofs, checkpoint and verifier key for offline verification."""
+    from audit.export import export_log
+
+    with progress_bar("exporting") as update:
+        summary = export_log(runtime().audit, out,
+                             _filter(subject, event_type, actor, since, until, from_index, to_index), progress=update)
+    console.print(f"exported {summary.entries} entries to {summary.directory} "
+                  f"(checkpoint size {summary.tree_size}, root {summary.root_hash})")
+
+
+@app.command("verify")
+def verify(
+    directory: Annotated[Path | None, typer.Argument(help="An export directory to verify offline.")] = None,
+    db: Annotated[bool, typer.Option("--db", help="Verify the whole stored log instead.")] = False,
+    trusted_checkpoint: Annotated[Path | None, typer.Option(
+        help="A checkpoint you kept earlier: the export must be consistent with it.")] = None,
+    key: Annotated[Path | None, typer.Option(help="Your own copy of the verifier key (else the export's).")] = None,
+) -> None:
+    """Verify an export offline (no database, no secret), or with --db the whole stored log."""
+    if db == (directory is not None):
+        raise InvalidInputError("give either an export DIRECTORY or --db")
+    if db:
+        with progress_bar("verifying log") as update:
+            report = runtime().audit.verify_database(progress=update)
+        console.print(f"OK: {report.entries} entries, {report.nodes} nodes and {report.checkpoints} checkpoints "
+                      f"verify; root {report.to_json()['root_hash']}")
+        return
+    from audit.verify import verify_export
+
+    assert directory is not None  # noqa: S101 - narrowed by the check above
+    if not (directory / "manifest.json").is_file():
+        raise InvalidInputError(f"{directory} is not an audit export (no manifest.json)")
+    with progress_bar("verifying export") as update:
+        result = verify_export(
+            directory, trusted_key=key.read_text(encoding="ascii") if key else None,
+            trusted_checkpoint=trusted_checkpoint.read_text(encoding="utf-8") if trusted_checkpoint else None,
+            progress=update)
+    extra = f"; consistent with trusted checkpoint of size {result.trusted_size}" if result.trusted_size else ""
+    console.print(f"OK: {result.entries} entries verify against the checkpoint of size {result.tree_size} "
+                  f"(origin {result.origin}, root {result.root_hash}){extra}")

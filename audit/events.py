@@ -1,0 +1,328 @@
+"""The typed event catalogue and the canonical bytes of an event.
+
+Every entry of the audit log is one :class:`AuditEvent`. Its leaf input is the event's
+canonical JSON (RFC 8785), so anyone holding the exported entry can recompute the leaf
+hash without Tarcza's code.
+
+Invariants:
+
+* the log never sees plaintext personal data: personal fields of a payload are
+  :data:`Sealed` values (base64url of bytes sealed by the vault under the subject's key),
+  and every other string in a payload is checked by :func:`core.logging.mask_text` and
+  refused if it looks like a PESEL, NIP, IBAN, card number, e-mail or phone number;
+* payloads are closed: each event type has a pydantic model with ``extra="forbid"``;
+* the canonical form is a pure function of the event (no clock, no randomness).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import rfc8785
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from core.errors import InvalidInputError
+from core.logging import mask_text
+
+EVENT_FORMAT_VERSION = 1
+SUBJECT_TOKEN_PATTERN = r"^[A-Za-z0-9_\-]{8,64}$"  # noqa: S105 - a pattern, not a secret
+
+
+def _check_sealed(value: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        raise ValueError("not base64url sealed bytes") from None
+    if len(raw) < 16:
+        raise ValueError("too short to be sealed bytes")
+    return value
+
+
+Sealed = Annotated[str, AfterValidator(_check_sealed)]
+"""Bytes sealed by the vault, as unpadded or padded base64url text."""
+
+
+def _no_plain_pii(value: str) -> str:
+    if mask_text(value) != value:
+        raise ValueError("looks like personal data; seal it in the vault and pass the sealed bytes")
+    return value
+
+
+Text = Annotated[str, Field(max_length=500), AfterValidator(_no_plain_pii)]
+"""A short plain string that must not carry personal data (codes, ids, reasons)."""
+
+Token = Annotated[str, Field(pattern=SUBJECT_TOKEN_PATTERN)]
+
+
+def sealed_b64(data: bytes) -> str:
+    """Encode sealed bytes for a payload."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class ActorKind(StrEnum):
+    USER = "user"
+    CLIENT = "client"
+    SYSTEM = "system"
+
+
+class Actor(BaseModel):
+    """Who caused the event: a person (user), a system (API client) or Tarcza itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_no_plain_pii)]
+    kind: ActorKind
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Channel(StrEnum):
+    PHONE = "phone"
+    SMS = "sms"
+    EMAIL = "email"
+    LETTER = "letter"
+    MESSENGER = "messenger"
+    VISIT = "visit"
+
+
+class ContactPayload(Payload):
+    channel: Channel
+    direction: Literal["outbound", "inbound"]
+    agent_id: Text
+    case_id: Text | None = None
+    outcome: Text | None = None
+    notes: Sealed | None = None
+    gps: Sealed | None = None
+    recording_id: Text | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+class ContactBlockedPayload(Payload):
+    channel: Channel
+    agent_id: Text
+    rule: Text
+    case_id: Text | None = None
+
+
+class RecordingPayload(Payload):
+    recording_id: Text
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    size: int = Field(ge=0)
+    media_type: Text | None = None
+    contact_event_id: Text | None = None
+
+
+class RecordingAccessPayload(Payload):
+    recording_id: Text
+    purpose: Text
+    range_start: int | None = None
+    range_end: int | None = None
+
+
+class VaultAccessPayload(Payload):
+    fields: list[Text]
+    purpose: Text
+    decision: Literal["allow", "deny"]
+    view: Literal["masked", "full"] = "full"
+    break_glass: bool = False
+    justification: Sealed | None = None
+    reason: Text | None = None
+    action: Text | None = None  # the vault action asked for (reveal, read_masked, search, shred, ...)
+    recording_id: Text | None = None  # for an access to a recording
+
+
+class VaultSubjectPayload(Payload):
+    fields: list[Text] = []
+    subject_kind: Text | None = None
+
+
+class VaultSearchPayload(Payload):
+    field: Text
+    matches: int = Field(ge=0)
+    purpose: Text
+    subjects: list[Token] = []  # the tokens returned, so a subject's export shows searches that found it
+
+
+class KeyRotatedPayload(Payload):
+    from_version: int
+    to_version: int
+    rewrapped: int = Field(ge=0)
+
+
+class IdentityPayload(Payload):
+    user_id: Text | None = None
+    client_id: Text | None = None
+    reason: Text | None = None
+    source_ip: Text | None = None
+
+
+class GdprPayload(Payload):
+    request_id: Text
+    article: Text | None = None
+    status: Text | None = None
+    reason: Text | None = None
+    due: datetime | None = None
+
+
+class PolicyLoadedPayload(Payload):
+    policy_set: Text
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    policies: int = Field(ge=0)
+
+
+class CheckpointIssuedPayload(Payload):
+    tree_size: int = Field(ge=0)
+    root_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class NotePayload(Payload):
+    """Free-form operator entry (``tarcza audit append``): a code and sealed details."""
+
+    code: Text
+    details: Sealed | None = None
+
+
+CATALOGUE: dict[str, type[Payload]] = {
+    "contact.attempted": ContactPayload,
+    "contact.completed": ContactPayload,
+    "contact.received": ContactPayload,
+    "contact.visit": ContactPayload,
+    "contact.blocked": ContactBlockedPayload,
+    "recording.stored": RecordingPayload,
+    "recording.played": RecordingAccessPayload,
+    "recording.shredded": RecordingAccessPayload,
+    "vault.subject_created": VaultSubjectPayload,
+    "vault.field_updated": VaultSubjectPayload,
+    "vault.access": VaultAccessPayload,
+    "vault.search": VaultSearchPayload,
+    "vault.key_rotated": KeyRotatedPayload,
+    "vault.subject_shredded": VaultSubjectPayload,
+    "identity.login_succeeded": IdentityPayload,
+    "identity.login_failed": IdentityPayload,
+    "identity.second_factor_failed": IdentityPayload,
+    "identity.locked_out": IdentityPayload,
+    "identity.recovery_code_used": IdentityPayload,
+    "identity.totp_enrolled": IdentityPayload,
+    "identity.totp_reset": IdentityPayload,
+    "identity.client_created": IdentityPayload,
+    "identity.client_rotated": IdentityPayload,
+    "identity.client_revoked": IdentityPayload,
+    "identity.logout": IdentityPayload,
+    "identity.step_up": IdentityPayload,
+    "identity.user_created": IdentityPayload,
+    "identity.user_disabled": IdentityPayload,
+    "identity.user_updated": IdentityPayload,
+    "gdpr.request_received": GdprPayload,
+    "gdpr.request_completed": GdprPayload,
+    "gdpr.export_created": GdprPayload,
+    "gdpr.erasure_performed": GdprPayload,
+    "gdpr.restriction_applied": GdprPayload,
+    "gdpr.objection_recorded": GdprPayload,
+    "gdpr.rectification_applied": GdprPayload,
+    "gdpr.retention_applied": GdprPayload,
+    "gdpr.legal_hold_set": GdprPayload,
+    "policy.loaded": PolicyLoadedPayload,
+    "checkpoint.issued": CheckpointIssuedPayload,
+    "operator.note": NotePayload,
+}
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("event time must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+class AuditEvent(BaseModel):
+    """One entry of the log, before it has an index."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = 1  # EVENT_FORMAT_VERSION
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), pattern=r"^[0-9a-f\-]{36}$")
+    type: str
+    time: Annotated[datetime, AfterValidator(_utc)]
+    actor: Actor
+    subject: Token | None = None
+    payload: dict[str, Any]
+
+    def canonical(self) -> bytes:
+        """The leaf input: RFC 8785 canonical JSON of the event."""
+        return rfc8785.dumps(self.json_value())
+
+    def json_value(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "v": self.v, "id": self.id, "type": self.type, "time": format_time(self.time),
+            "actor": {"id": self.actor.id, "kind": self.actor.kind.value}, "payload": self.payload,
+        }
+        if self.subject is not None:
+            out["subject"] = self.subject
+        return out
+
+    def request_fingerprint(self) -> bytes:
+        """What an idempotent retry must repeat: type, actor, subject and payload (not id or time)."""
+        return hashlib.sha256(rfc8785.dumps({
+            "type": self.type, "actor": {"id": self.actor.id, "kind": self.actor.kind.value},
+            "subject": self.subject, "payload": self.payload,
+        })).digest()
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 UTC with microseconds, the one spelling used in canonical events."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def build_event(
+    event_type: str, *, actor: Actor, time: datetime, payload: dict[str, Any] | Payload,
+    subject: str | None = None, event_id: str | None = None,
+) -> AuditEvent:
+    """Validate a payload against the catalogue and build the event; InvalidInputError if refused."""
+    model = CATALOGUE.get(event_type)
+    if model is None:
+        raise InvalidInputError(f"unknown event type {event_type!r}", event_type=event_type)
+    try:
+        typed = payload if isinstance(payload, model) else model.model_validate(
+            payload.model_dump() if isinstance(payload, Payload) else payload)
+        data: dict[str, Any] = {
+            "type": event_type, "time": time, "actor": actor, "subject": subject,
+            "payload": typed.model_dump(mode="json", exclude_none=True),
+        }
+        if event_id is not None:
+            data["id"] = event_id
+        event = AuditEvent.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInputError(
+            f"event {event_type!r} refused: " + "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]),
+            event_type=event_type,
+        ) from None
+    # Times inside payloads must use the canonical spelling too.
+    event.payload.update(_canonical_times(model, typed))
+    return event
+
+
+def _canonical_times(model: type[Payload], typed: Payload) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in model.model_fields:
+        value = getattr(typed, name)
+        if isinstance(value, datetime):
+            out[name] = format_time(_utc(value))
+    return out
+
+
+def parse_leaf_input(data: bytes) -> dict[str, Any]:
+    """Parse an exported leaf input and check that it is canonical; ValueError if not."""
+    import json
+
+    value = json.loads(data.decode("utf-8"))
+    if not isinstance(value, dict) or rfc8785.dumps(value) != data:
+        raise ValueError("leaf input is not canonical JSON (RFC 8785)")
+    return value

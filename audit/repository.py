@@ -1,0 +1,176 @@
+"""The only place that queries the audit tables. Insert and select only: there is no update.
+
+Every function takes a SQLAlchemy ``Connection`` whose transaction belongs to the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Connection, Row, Table, func, insert, select, text, tuple_
+
+from audit.merkle import NodeKey
+from audit.models import AuditCheckpoint, AuditEntry, AuditNode
+
+entries = cast(Table, AuditEntry.__table__)
+nodes = cast(Table, AuditNode.__table__)
+checkpoints = cast(Table, AuditCheckpoint.__table__)
+
+ADVISORY_LOCK_KEY = 0x7A72_6361_0001  # "tarcza" sequencer lock (PostgreSQL advisory lock id)
+_IN_CHUNK = 400
+
+
+def lock_log(conn: Connection) -> None:
+    """Take the log's writer lock for this transaction (PostgreSQL advisory lock).
+
+    On SQLite the caller's ``BEGIN IMMEDIATE`` already serialises writers.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
+
+
+def tree_size(conn: Connection) -> int:
+    value = conn.execute(select(func.max(entries.c.idx))).scalar()
+    return 0 if value is None else int(value) + 1
+
+
+def get_nodes(conn: Connection, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
+    """Fetch perfect-subtree hashes; level 0 comes from the leaf hashes."""
+    wanted = sorted(set(keys))
+    leaves = [k[1] for k in wanted if k[0] == 0]
+    inner = [k for k in wanted if k[0] > 0]
+    found: dict[NodeKey, bytes] = {}
+    for i in range(0, len(leaves), _IN_CHUNK):
+        chunk = leaves[i:i + _IN_CHUNK]
+        for idx, leaf_hash in conn.execute(select(entries.c.idx, entries.c.leaf_hash).where(entries.c.idx.in_(chunk))):
+            found[(0, int(idx))] = bytes(leaf_hash)
+    for i in range(0, len(inner), _IN_CHUNK):
+        chunk2 = inner[i:i + _IN_CHUNK]
+        rows = conn.execute(select(nodes.c.level, nodes.c.idx, nodes.c.hash)
+                            .where(tuple_(nodes.c.level, nodes.c.idx).in_(chunk2)))
+        for level, idx, node_hash in rows:
+            found[(int(level), int(idx))] = bytes(node_hash)
+    return found
+
+
+@dataclass(frozen=True)
+class StoredReceipt:
+    idx: int
+    event_id: str
+    leaf_hash: bytes
+    request_hash: bytes
+
+
+def find_idempotent(conn: Connection, keys: Sequence[str]) -> dict[str, StoredReceipt]:
+    out: dict[str, StoredReceipt] = {}
+    for i in range(0, len(keys), _IN_CHUNK):
+        rows = conn.execute(select(entries.c.idempotency_key, entries.c.idx, entries.c.event_id, entries.c.leaf_hash,
+                                   entries.c.request_hash).where(entries.c.idempotency_key.in_(keys[i:i + _IN_CHUNK])))
+        for key, idx, event_id, leaf_hash, request_hash in rows:
+            out[str(key)] = StoredReceipt(int(idx), str(event_id), bytes(leaf_hash), bytes(request_hash))
+    return out
+
+
+def insert_entries(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(entries), list(rows))
+
+
+def insert_nodes(conn: Connection, new_nodes: dict[NodeKey, bytes]) -> None:
+    rows = [{"level": level, "idx": idx, "hash": h} for (level, idx), h in new_nodes.items() if level > 0]
+    if rows:
+        conn.execute(insert(nodes), rows)
+
+
+def get_entry(conn: Connection, idx: int) -> Row[Any] | None:
+    return conn.execute(select(entries).where(entries.c.idx == idx)).first()
+
+
+def get_entry_by_event_id(conn: Connection, event_id: str) -> Row[Any] | None:
+    return conn.execute(select(entries).where(entries.c.event_id == event_id)).first()
+
+
+def iter_entries(conn: Connection, start: int = 0, end: int | None = None, batch: int = 5000) -> Iterator[Row[Any]]:
+    """Entries with start <= idx < end in index order, fetched in batches (bounded memory)."""
+    cursor = start
+    while True:
+        stmt = select(entries).where(entries.c.idx >= cursor).order_by(entries.c.idx).limit(batch)
+        if end is not None:
+            stmt = stmt.where(entries.c.idx < end)
+        rows = conn.execute(stmt).all()
+        if not rows:
+            return
+        yield from rows
+        cursor = int(rows[-1].idx) + 1
+
+
+@dataclass(frozen=True)
+class EntryFilter:
+    subject: str | None = None
+    event_type: str | None = None
+    actor: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    start: int | None = None
+    end: int | None = None
+
+
+def query_entries(conn: Connection, flt: EntryFilter, *, after: int | None = None,
+                  limit: int | None = None) -> list[Row[Any]]:
+    """Entries matching ``flt`` in index order, strictly after index ``after`` (cursor pagination)."""
+    stmt = select(entries).order_by(entries.c.idx)
+    if flt.subject is not None:
+        stmt = stmt.where(entries.c.subject_token == flt.subject)
+    if flt.event_type is not None:
+        if flt.event_type.endswith(".*"):
+            stmt = stmt.where(entries.c.event_type.startswith(flt.event_type[:-1], autoescape=True))
+        else:
+            stmt = stmt.where(entries.c.event_type == flt.event_type)
+    if flt.actor is not None:
+        stmt = stmt.where(entries.c.actor_id == flt.actor)
+    if flt.since is not None:
+        stmt = stmt.where(entries.c.occurred_at >= flt.since)
+    if flt.until is not None:
+        stmt = stmt.where(entries.c.occurred_at < flt.until)
+    if flt.start is not None:
+        stmt = stmt.where(entries.c.idx >= flt.start)
+    if flt.end is not None:
+        stmt = stmt.where(entries.c.idx < flt.end)
+    if after is not None:
+        stmt = stmt.where(entries.c.idx > after)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(conn.execute(stmt).all())
+
+
+def nodes_at_level(conn: Connection, level: int, lo: int, hi: int) -> dict[int, bytes]:
+    """Stored nodes of ``level`` with lo <= idx < hi."""
+    rows = conn.execute(select(nodes.c.idx, nodes.c.hash)
+                        .where(nodes.c.level == level, nodes.c.idx >= lo, nodes.c.idx < hi))
+    return {int(i): bytes(h) for i, h in rows}
+
+
+def count_nodes(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(nodes)).scalar() or 0)
+
+
+def latest_checkpoint(conn: Connection) -> Row[Any] | None:
+    return conn.execute(select(checkpoints).order_by(checkpoints.c.tree_size.desc()).limit(1)).first()
+
+
+def checkpoint_at(conn: Connection, size: int) -> Row[Any] | None:
+    return conn.execute(select(checkpoints).where(checkpoints.c.tree_size == size)).first()
+
+
+def list_checkpoints(conn: Connection, *, max_size: int | None = None) -> list[Row[Any]]:
+    stmt = select(checkpoints).order_by(checkpoints.c.tree_size)
+    if max_size is not None:
+        stmt = stmt.where(checkpoints.c.tree_size <= max_size)
+    return list(conn.execute(stmt).all())
+
+
+def insert_checkpoint(conn: Connection, *, tree_size: int, root_hash: bytes, note: str, issued_at: datetime) -> None:
+    conn.execute(insert(checkpoints).values(tree_size=tree_size, root_hash=root_hash, note=note, issued_at=issued_at))

@@ -1,0 +1,1 @@
+"""Identity: users with passwords and TOTP, sessions with step-up, API clients with scopes."""

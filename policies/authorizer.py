@@ -1,0 +1,41 @@
+"""The authorisation interface the vault and the API ask before acting.
+
+:class:`Authorizer` is what services depend on; :mod:`policies.engine` implements it with
+Cedar policies. A decision names the kind of rule that decided (``role``, ``scope``,
+``purpose``, ``second_factor``, ``assignment``, ``restriction``, ``break_glass``), never
+the data involved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from identity.principal import Principal
+
+
+@dataclass(frozen=True)
+class Resource:
+    """What an action is on: a subject (by token), with what the policies need to know of it."""
+
+    kind: str  # "subject", "audit_log", "recording", "gdpr_request", "user", "client"
+    id: str = ""
+    case_ids: frozenset[str] = field(default_factory=frozenset)
+    restricted: bool = False  # GDPR Art. 18 restriction in force
+    objection: bool = False  # GDPR Art. 21 objection recorded
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    rule: str  # the kind of rule that decided
+    reason: str = ""  # short, data-free explanation
+    break_glass: bool = False
+
+
+class Authorizer(Protocol):
+    def decide(self, principal: Principal, action: str, resource: Resource, *, purpose: str | None,
+               now: datetime, justification: str | None = None) -> Decision:
+        """Decide whether ``principal`` may do ``action`` on ``resource`` for ``purpose`` at ``now``."""
+        ...

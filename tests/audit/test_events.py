@@ -1,0 +1,69 @@
+"""The event catalogue: closed payloads, no plaintext PII, canonical bytes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import rfc8785
+from faker import Faker
+
+from audit.events import Actor, ActorKind, build_event, parse_leaf_input, sealed_b64
+from core.errors import InvalidInputError
+
+fake = Faker("pl_PL")
+Faker.seed(7)
+ACTOR = Actor(id="agent-1", kind=ActorKind.USER)
+WHEN = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
+
+
+class TestBuildEvent:
+    def test_canonical_bytes_are_rfc8785(self) -> None:
+        """The leaf input is the RFC 8785 canonical JSON of the event, so anyone can recompute it."""
+        event = build_event("contact.attempted", actor=ACTOR, time=WHEN, subject="sub_abcdefgh12",
+                            payload={"channel": "phone", "direction": "outbound", "agent_id": "agent-1"})
+        data = event.canonical()
+        assert parse_leaf_input(data) == event.json_value()
+        assert rfc8785.dumps(event.json_value()) == data
+        assert b'"time":"2026-11-23T08:30:00.000000Z"' in data
+
+    def test_times_are_spelled_one_way(self) -> None:
+        """Equal instants in other offsets give the same canonical bytes."""
+        other = WHEN.astimezone(timezone(timedelta(hours=2)))
+        event_id = "00000000-0000-0000-0000-000000000000"
+        a = build_event("operator.note", actor=ACTOR, time=WHEN, payload={"code": "x"}, event_id=event_id)
+        b = build_event("operator.note", actor=ACTOR, time=other, payload={"code": "x"}, event_id=event_id)
+        assert a.canonical() == b.canonical()
+
+    @pytest.mark.parametrize("value_kind", ["pesel", "email", "phone_number", "iban", "nip"])
+    def test_plaintext_pii_in_a_payload_is_refused(self, value_kind: str) -> None:
+        """A PESEL, e-mail, phone, IBAN or NIP in a plain payload string is refused, and not echoed."""
+        value = getattr(fake, value_kind)()
+        with pytest.raises(InvalidInputError) as info:
+            build_event("contact.attempted", actor=ACTOR, time=WHEN,
+                        payload={"channel": "sms", "direction": "outbound", "agent_id": "a", "outcome": f"x {value}"})
+        assert value not in info.value.detail
+
+    def test_sealed_bytes_are_accepted(self) -> None:
+        """Personal fields travel as sealed bytes (base64url), which the log accepts as opaque."""
+        event = build_event("contact.completed", actor=ACTOR, time=WHEN,
+                            payload={"channel": "visit", "direction": "outbound", "agent_id": "a",
+                                     "notes": sealed_b64(b"TZ\x01" + bytes(40)), "gps": sealed_b64(bytes(30))})
+        assert event.payload["notes"].startswith("VFoB")
+
+    def test_payloads_are_closed(self) -> None:
+        """An unknown payload key or event type is refused."""
+        with pytest.raises(InvalidInputError, match="Extra inputs"):
+            build_event("operator.note", actor=ACTOR, time=WHEN, payload={"code": "x", "surname": "Nowak"})
+        with pytest.raises(InvalidInputError, match="unknown event type"):
+            build_event("contact.teleport", actor=ACTOR, time=WHEN, payload={})
+
+    def test_naive_time_is_refused(self) -> None:
+        """Event times must be timezone-aware."""
+        with pytest.raises(InvalidInputError):
+            build_event("operator.note", actor=ACTOR, time=datetime(2026, 1, 1), payload={"code": "x"})  # noqa: DTZ001
+
+    def test_non_canonical_leaf_input_is_rejected(self) -> None:
+        """Parsing an exported leaf refuses JSON that is not in canonical form."""
+        with pytest.raises(ValueError, match="canonical"):
+            parse_leaf_input(b'{"b":1, "a":2}')

@@ -1,0 +1,134 @@
+"""Tampering with any stored byte is detected by `verify --db`, at the right index, on both backends.
+
+The append-only triggers are switched off for the length of each edit, as an attacker with
+the database owner's rights could; that is exactly the case verification exists for.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import Connection, Engine, text
+
+from audit.errors import TamperedLogError
+from audit.service import AuditLog
+
+from .conftest import contact
+
+TRIGGERS_SQLITE = {
+    (table, action): f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
+                     f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {action} refused'); END"
+    for table in ("audit_entries", "audit_nodes", "audit_checkpoints") for action in ("UPDATE", "DELETE")
+}
+
+
+@contextmanager
+def triggers_off(engine: Engine, table: str) -> Iterator[Connection]:
+    """A transaction in which ``table`` can be updated despite its append-only triggers."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execute(text(f"DROP TRIGGER {table}_no_update"))
+            yield conn
+            conn.execute(text(TRIGGERS_SQLITE[(table, "UPDATE")]))
+        else:
+            conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER {table}_append_only"))
+            yield conn
+            conn.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER {table}_append_only"))
+
+
+def flip(engine: Engine, table: str, column: str, where: str, params: dict[str, int], position: int) -> None:
+    """Flip one bit of one byte of a stored value (bytes or text)."""
+    with triggers_off(engine, table) as conn:
+        value = conn.execute(text(f"SELECT {column} FROM {table} WHERE {where}"), params).scalar_one()
+        raw = bytearray(value.encode() if isinstance(value, str) else bytes(value))
+        pos = position % len(raw)
+        raw[pos] ^= 0x01
+        new: object = bytes(raw)
+        if isinstance(value, str):
+            new = raw.decode("utf-8", errors="replace")
+        conn.execute(text(f"UPDATE {table} SET {column} = :v WHERE {where}"), {"v": new, **params})
+
+
+@pytest.fixture
+def populated(audit_log: AuditLog) -> AuditLog:
+    """A log of 37 entries with checkpoints at 16, 30 and 37."""
+    for i in range(37):
+        contact(audit_log)
+        if i + 1 in (16, 30):
+            audit_log.issue_checkpoint()
+    audit_log.issue_checkpoint()
+    audit_log.verify_database()
+    return audit_log
+
+
+POSITIONS = random.Random(9162).sample(range(200), 3)
+
+
+class TestTamperDetection:
+    @pytest.mark.parametrize("index", [0, 17, 36])
+    def test_flipped_event_byte_names_the_entry(self, populated: AuditLog, index: int) -> None:
+        """Any flipped byte of a stored event is reported at that entry's index."""
+        for position in POSITIONS:
+            flip(populated.engine, "audit_entries", "leaf_input", "idx = :i", {"i": index}, position)
+            with pytest.raises(TamperedLogError) as info:
+                populated.verify_database()
+            assert info.value.index == index
+            flip(populated.engine, "audit_entries", "leaf_input", "idx = :i", {"i": index}, position)
+            populated.verify_database()
+
+    @pytest.mark.parametrize("index", [3, 31])
+    def test_flipped_leaf_hash_names_the_entry(self, populated: AuditLog, index: int) -> None:
+        """Any flipped byte of a stored leaf hash is reported at that entry's index."""
+        for position in POSITIONS:
+            flip(populated.engine, "audit_entries", "leaf_hash", "idx = :i", {"i": index}, position)
+            with pytest.raises(TamperedLogError) as info:
+                populated.verify_database()
+            assert (info.value.index, info.value.what) == (index, "leaf")
+            flip(populated.engine, "audit_entries", "leaf_hash", "idx = :i", {"i": index}, position)
+
+    def test_changed_index_column_names_the_entry(self, populated: AuditLog) -> None:
+        """Rewriting the searchable columns (not the event) is detected too."""
+        with triggers_off(populated.engine, "audit_entries") as conn:
+            conn.execute(text("UPDATE audit_entries SET subject_token = 'sub_SOMEONEELSE01' WHERE idx = 12"))
+        with pytest.raises(TamperedLogError) as info:
+            populated.verify_database()
+        assert (info.value.index, info.value.what) == (12, "event")
+
+    @pytest.mark.parametrize(("level", "idx"), [(1, 0), (2, 3), (3, 1), (4, 0), (1, 17)])
+    def test_flipped_node_names_its_first_entry(self, populated: AuditLog, level: int, idx: int) -> None:
+        """Any flipped byte of a stored Merkle node is reported at the first entry it covers."""
+        for position in POSITIONS:
+            flip(populated.engine, "audit_nodes", "hash", "level = :l AND idx = :i", {"l": level, "i": idx}, position)
+            with pytest.raises(TamperedLogError) as info:
+                populated.verify_database()
+            assert (info.value.index, info.value.what) == (idx << level, "node")
+            flip(populated.engine, "audit_nodes", "hash", "level = :l AND idx = :i", {"l": level, "i": idx}, position)
+
+    @pytest.mark.parametrize("column", ["note", "root_hash"])
+    @pytest.mark.parametrize("size", [16, 37])
+    def test_flipped_checkpoint_is_detected(self, populated: AuditLog, column: str, size: int) -> None:
+        """Any flipped byte of a stored checkpoint (its note or its root) is reported for that checkpoint."""
+        positions = POSITIONS if column == "root_hash" else [0, 30, 60, 90, 120]
+        for position in positions:
+            flip(populated.engine, "audit_checkpoints", column, "tree_size = :s", {"s": size}, position)
+            with pytest.raises(TamperedLogError) as info:
+                populated.verify_database()
+            assert (info.value.index, info.value.what) == (size, "checkpoint")
+            flip(populated.engine, "audit_checkpoints", column, "tree_size = :s", {"s": size}, position)
+        populated.verify_database()
+
+    def test_deleted_entry_is_detected(self, populated: AuditLog) -> None:
+        """Removing an entry in the middle is reported at its index."""
+        engine = populated.engine
+        with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":
+                conn.execute(text("DROP TRIGGER audit_entries_no_delete"))
+            else:
+                conn.execute(text("ALTER TABLE audit_entries DISABLE TRIGGER audit_entries_append_only"))
+            conn.execute(text("DELETE FROM audit_entries WHERE idx = 20"))
+        with pytest.raises(TamperedLogError) as info:
+            populated.verify_database()
+        assert info.value.index == 20
