@@ -47,10 +47,14 @@ __all__ = [
     "inclusion_proof",
     "inclusion_proof_keys",
     "leaf_hash",
+    "leaf_hashes_of",
     "node_hash",
     "perfect_keys",
+    "range_keys",
+    "range_nodes",
     "root_from_leaf_hashes",
     "root_from_nodes",
+    "root_from_tiles",
     "root_keys",
     "subtree_hash",
     "verify_consistency",
@@ -165,6 +169,80 @@ def subtree_hash(start: int, end: int, nodes: Mapping[NodeKey, bytes]) -> bytes:
 def root_from_nodes(size: int, nodes: Mapping[NodeKey, bytes]) -> bytes:
     """The root of the tree of ``size`` leaves from stored perfect nodes."""
     return subtree_hash(0, size, nodes)
+
+
+# --- ranges of leaves (export verification) ---------------------------------------------
+
+
+def range_keys(start: int, end: int) -> list[NodeKey]:
+    """The aligned perfect subtrees that exactly tile ``[start, end)``, left to right.
+
+    Unlike :func:`perfect_keys`, ``start`` may be any index: each piece is the largest
+    perfect subtree that starts at the current position and fits before ``end``.
+    """
+    if start < 0 or end < start:
+        raise ProofRangeError(f"leaf range [{start}, {end}) is not a range of leaves")
+    keys: list[NodeKey] = []
+    position = start
+    while position < end:
+        level = (position & -position).bit_length() - 1 if position else (end - position).bit_length()
+        while (1 << level) > end - position:
+            level -= 1
+        keys.append((level, position >> level))
+        position += 1 << level
+    return keys
+
+
+def leaf_hashes_of(leaf_inputs: Iterable[bytes]) -> list[bytes]:
+    """``leaf_hash`` of each input, in one tight loop."""
+    sha256 = hashlib.sha256
+    return [sha256(b"\x00" + data).digest() for data in leaf_inputs]
+
+
+def _perfect_root(leaf_hashes: Sequence[bytes]) -> bytes:
+    level = list(leaf_hashes)
+    sha256 = hashlib.sha256
+    while len(level) > 1:
+        level = [sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+    return level[0]
+
+
+def range_nodes(start: int, leaf_hashes: Sequence[bytes]) -> dict[NodeKey, bytes]:
+    """The hashes of ``range_keys(start, start + len(leaf_hashes))`` computed from the leaves."""
+    nodes: dict[NodeKey, bytes] = {}
+    offset = 0
+    for level, index in range_keys(start, start + len(leaf_hashes)):
+        width = 1 << level
+        nodes[(level, index)] = _perfect_root(leaf_hashes[offset:offset + width])
+        offset += width
+    return nodes
+
+
+def root_from_tiles(size: int, tiles: Mapping[NodeKey, bytes]) -> bytes:
+    """The root of the tree of ``size`` leaves from perfect nodes that tile ``[0, size)``.
+
+    Nodes above the tiles are computed as needed (O(number of tiles) hashes); a gap in
+    the tiling raises :class:`ValueError`.
+    """
+    memo: dict[NodeKey, bytes] = dict(tiles)
+
+    def get(level: int, index: int) -> bytes:
+        found = memo.get((level, index))
+        if found is not None:
+            return found
+        if level == 0:
+            raise ValueError(f"the tiles do not cover leaf {index}")
+        value = node_hash(get(level - 1, 2 * index), get(level - 1, 2 * index + 1))
+        memo[(level, index)] = value
+        return value
+
+    keys = root_keys(size)
+    if not keys:
+        return empty_root()
+    value = get(*keys[-1])
+    for key in reversed(keys[:-1]):
+        value = node_hash(get(*key), value)
+    return value
 
 
 # --- proof shapes ----------------------------------------------------------------------

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, func, insert, select, text, tuple_
+from sqlalchemy import Connection, Row, Select, Table, func, insert, select, text, tuple_
 
 from audit.merkle import NodeKey
 from audit.models import AuditCheckpoint, AuditEntry, AuditNode
@@ -121,7 +121,16 @@ class EntryFilter:
 def query_entries(conn: Connection, flt: EntryFilter, *, after: int | None = None,
                   limit: int | None = None) -> list[Row[Any]]:
     """Entries matching ``flt`` in index order, strictly after index ``after`` (cursor pagination)."""
-    stmt = select(entries).order_by(entries.c.idx)
+    return list(conn.execute(_filtered(select(entries), flt, after, limit)).all())
+
+
+def query_indexes(conn: Connection, flt: EntryFilter) -> list[int]:
+    """The indexes of every entry matching ``flt``, in order."""
+    return [int(i) for i in conn.execute(_filtered(select(entries.c.idx), flt, None, None)).scalars()]
+
+
+def _filtered(stmt: Select[Any], flt: EntryFilter, after: int | None, limit: int | None) -> Select[Any]:
+    stmt = stmt.order_by(entries.c.idx)
     if flt.subject is not None:
         stmt = stmt.where(entries.c.subject_token == flt.subject)
     if flt.event_type is not None:
@@ -143,7 +152,7 @@ def query_entries(conn: Connection, flt: EntryFilter, *, after: int | None = Non
         stmt = stmt.where(entries.c.idx > after)
     if limit is not None:
         stmt = stmt.limit(limit)
-    return list(conn.execute(stmt).all())
+    return stmt
 
 
 def nodes_at_level(conn: Connection, level: int, lo: int, hi: int) -> dict[int, bytes]:

@@ -162,6 +162,8 @@ def verify(
     trusted_checkpoint: Annotated[Path | None, typer.Option(
         help="A checkpoint you kept earlier: the export must be consistent with it.")] = None,
     key: Annotated[Path | None, typer.Option(help="Your own copy of the verifier key (else the export's).")] = None,
+    check_events: Annotated[bool, typer.Option(
+        help="Also parse every entry as canonical JSON of an event (slower).")] = False,
 ) -> None:
     """Verify an export offline (no database, no secret), or with --db the whole stored log."""
     if db == (directory is not None):
@@ -181,7 +183,7 @@ def verify(
         result = verify_export(
             directory, trusted_key=key.read_text(encoding="ascii") if key else None,
             trusted_checkpoint=trusted_checkpoint.read_text(encoding="utf-8") if trusted_checkpoint else None,
-            progress=update)
+            check_events=check_events, progress=update)
     extra = f"; consistent with trusted checkpoint of size {result.trusted_size}" if result.trusted_size else ""
     console.print(f"OK: {result.entries} entries verify against the checkpoint of size {result.tree_size} "
                   f"(origin {result.origin}, root {result.root_hash}){extra}")

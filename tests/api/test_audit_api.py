@@ -81,8 +81,8 @@ class TestAuditApi:
         with tarfile.open(fileobj=out, mode="w:gz") as dst:
             for member in src.getmembers():
                 data = src.extractfile(member).read() if member.isfile() else None  # type: ignore[union-attr]
-                if member.name.endswith("proofs.jsonl") and data:
-                    data = data.replace(b'"proof": ["', b'"proof": ["A', 1)
+                if member.name.endswith("entries.jsonl") and data:
+                    data = data.replace(b'"email"', b'"phone"', 1)
                     member.size = len(data)
                 dst.addfile(member, io.BytesIO(data) if data is not None else None)
         bad = client.post("/v1/audit/verify-export", files={"file": ("e.tar.gz", out.getvalue())})

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from audit.errors import ConsistencyProofError, VerificationError
+from audit.errors import ConsistencyProofError, InclusionProofError, VerificationError
 from audit.export import export_log
 from audit.repository import EntryFilter
 from audit.service import AuditLog
@@ -17,8 +17,8 @@ from audit.verify import verify_export
 
 from .conftest import SUBJECT, contact
 
-FILES = ["entries.jsonl", "proofs.jsonl", "checkpoint.txt", "consistency.json", "verifier.key", "manifest.json",
-         "manifest.sig"]
+FILES = ["entries.jsonl", "leaf_hashes.bin", "range.json", "checkpoint.txt", "consistency.json", "verifier.key",
+         "manifest.json", "manifest.sig"]
 
 
 @pytest.fixture
@@ -49,9 +49,12 @@ class TestExport:
         for i in range(12):
             contact(audit_log, subject=SUBJECT if i % 4 == 0 else "sub_OTHERSUBJECT01")
         export_log(audit_log, tmp_path / "s", EntryFilter(subject=SUBJECT))
-        lines = (tmp_path / "s" / "entries.jsonl").read_text().splitlines()
+        lines = (tmp_path / "s" / "proofs.jsonl").read_text().splitlines()
         assert [json.loads(line)["index"] for line in lines] == [0, 4, 8]
-        assert verify_export(tmp_path / "s").entries == 3
+        result = verify_export(tmp_path / "s", check_events=True)
+        assert (result.entries, result.layout) == (3, "proofs")
+        for line in (tmp_path / "s" / "entries.jsonl").read_text().splitlines():
+            assert json.loads(line)["subject"] == SUBJECT
 
     def test_any_changed_byte_fails_verification(self, exported: tuple[AuditLog, Path, str], tmp_path: Path) -> None:
         """Changing any byte of any file of the export makes verification fail."""
@@ -69,20 +72,40 @@ class TestExport:
                     verify_export(copy, trusted_key=log.verifier().to_string())
                 shutil.rmtree(copy)
 
-    def test_recomputed_manifest_does_not_hide_a_change(self, exported: tuple[AuditLog, Path, str]) -> None:
-        """An attacker who also rewrites the manifest hashes is still caught, naming the entry."""
-        import hashlib
+    def test_changed_entry_is_named(self, exported: tuple[AuditLog, Path, str]) -> None:
+        """A changed entry is reported by its index, before any file-level check."""
+        _, out, _ = exported
+        lines = (out / "entries.jsonl").read_bytes().split(b"\n")
+        lines[17] = lines[17].replace(b'"sms"', b'"tel"')
+        (out / "entries.jsonl").write_bytes(b"\n".join(lines))
+        with pytest.raises(VerificationError, match="entry 17") as info:
+            verify_export(out)
+        assert info.value.extra["index"] == 17
+
+    def test_entry_and_stated_hash_changed_together_is_caught(self, exported: tuple[AuditLog, Path, str]) -> None:
+        """Rewriting an entry together with its stated leaf hash still fails on the signed root."""
+        from audit import merkle
 
         _, out, _ = exported
-        lines = (out / "entries.jsonl").read_text().splitlines()
-        entry = json.loads(lines[17])
-        entry["leaf_input"] = entry["leaf_input"].replace('"sms"', '"phone"')
-        lines[17] = json.dumps(entry, ensure_ascii=False)
-        (out / "entries.jsonl").write_text("\n".join(lines) + "\n")
-        manifest = json.loads((out / "manifest.json").read_text())
-        manifest["files"]["entries.jsonl"] = hashlib.sha256((out / "entries.jsonl").read_bytes()).hexdigest()
-        (out / "manifest.json").write_text(json.dumps(manifest))
-        with pytest.raises(VerificationError, match="manifest"):
+        lines = (out / "entries.jsonl").read_bytes().split(b"\n")
+        lines[17] = lines[17].replace(b'"sms"', b'"tel"')
+        (out / "entries.jsonl").write_bytes(b"\n".join(lines))
+        stated = bytearray((out / "leaf_hashes.bin").read_bytes())
+        stated[17 * 32:18 * 32] = merkle.leaf_hash(lines[17])
+        (out / "leaf_hashes.bin").write_bytes(bytes(stated))
+        with pytest.raises(VerificationError, match="root"):
+            verify_export(out)
+
+    def test_sparse_export_names_the_entry(self, audit_log: AuditLog, tmp_path: Path) -> None:
+        """In a per-subject export, a changed entry fails its own inclusion proof, named by index."""
+        for i in range(12):
+            contact(audit_log, subject=SUBJECT if i % 4 == 0 else "sub_OTHERSUBJECT01")
+        out = tmp_path / "s"
+        export_log(audit_log, out, EntryFilter(subject=SUBJECT))
+        lines = (out / "entries.jsonl").read_bytes().split(b"\n")
+        lines[1] = lines[1].replace(b'"sms"', b'"tel"')
+        (out / "entries.jsonl").write_bytes(b"\n".join(lines))
+        with pytest.raises(InclusionProofError, match="entry 4"):
             verify_export(out)
 
     def test_foreign_key_is_refused(self, exported: tuple[AuditLog, Path, str]) -> None:

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from audit import merkle
 from audit.errors import ConsistencyProofError, InclusionProofError, ProofRangeError
 from audit.merkle import (
     HASH_SIZE,
@@ -515,3 +516,43 @@ class TestMemoryTree:
         tree = MemoryTree(LEAVES[:4])
         with pytest.raises(TypeError):
             tree.nodes[(0, 0)] = LEAVES[1]  # type: ignore[index]
+
+
+class TestRanges:
+    """Compact ranges: tiling a leaf range with aligned perfect subtrees, as export verification does."""
+
+    @given(size=st.integers(1, 300), data=st.data())
+    def test_range_with_boundaries_gives_the_root(self, size: int, data: st.DataObject) -> None:
+        """Leaves [a, b) plus the stored nodes left of a and right of b recompute the root of any tree."""
+        start = data.draw(st.integers(0, size - 1))
+        end = data.draw(st.integers(start + 1, size))
+        leaves = [merkle.leaf_hash(i.to_bytes(4, "big")) for i in range(size)]
+        tree = merkle.MemoryTree(leaves)
+        tiles = merkle.range_nodes(start, leaves[start:end])
+        tiles.update({k: tree.nodes[k] for k in merkle.root_keys(start)})
+        tiles.update({k: tree.nodes[k] for k in merkle.range_keys(end, size)})
+        assert merkle.root_from_tiles(size, tiles) == tree.root()
+        assert set(merkle.range_nodes(start, leaves[start:end])) <= set(tree.nodes)
+
+    @given(start=st.integers(0, 10_000), length=st.integers(0, 5_000))
+    def test_range_keys_tile_exactly(self, start: int, length: int) -> None:
+        """range_keys covers [start, end) with aligned, adjacent perfect pieces, O(log n) of them."""
+        keys = merkle.range_keys(start, start + length)
+        position = start
+        for level, index in keys:
+            assert index << level == position
+            position += 1 << level
+        assert position == start + length
+        assert len(keys) <= 2 * max(1, (start + length).bit_length())
+
+    def test_missing_tile_is_refused(self) -> None:
+        """A tiling with a gap raises instead of inventing a hash."""
+        leaves = [merkle.leaf_hash(bytes([i])) for i in range(8)]
+        tiles = merkle.range_nodes(0, leaves[:4])
+        with pytest.raises(ValueError, match="do not cover"):
+            merkle.root_from_tiles(8, tiles)
+
+    def test_leaf_hashes_of_matches_leaf_hash(self) -> None:
+        """The batch leaf hasher agrees with leaf_hash."""
+        inputs = [bytes([i]) * i for i in range(20)]
+        assert merkle.leaf_hashes_of(inputs) == [merkle.leaf_hash(x) for x in inputs]
