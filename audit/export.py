@@ -80,7 +80,7 @@ def export_log(log: AuditLog, out_dir: Path, flt: EntryFilter, *, progress: Prog
             for offset in range(0, len(indexes), chunk):
                 part = indexes[offset:offset + chunk]
                 rows = repository.query_entries(conn, EntryFilter(start=part[0], end=part[-1] + 1)) if contiguous \
-                    else [r for r in repository.query_entries(conn, bounded, after=part[0] - 1, limit=len(part))]
+                    else repository.query_entries(conn, bounded, after=part[0] - 1, limit=len(part))
                 proofs = {} if contiguous else log.inclusion_proofs(conn, part, size)
                 for row in rows:
                     entries_fh.write(bytes(row.leaf_input) + b"\n")

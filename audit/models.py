@@ -23,8 +23,8 @@ class AuditEntry(Base):
 
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     event_id: Mapped[str] = mapped_column(String(36), unique=True)
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
-    request_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))  # unique where not null (migration 0002)
+    request_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))  # set when an idempotency key is
     event_type: Mapped[str] = mapped_column(String(64))
     subject_token: Mapped[str | None] = mapped_column(String(64))
     actor_id: Mapped[str] = mapped_column(String(128))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Select, Table, func, insert, select, text, tuple_
+from sqlalchemy import Connection, DateTime, Row, Select, Table, func, insert, select, text
 
 from audit.merkle import NodeKey
 from audit.models import AuditCheckpoint, AuditEntry, AuditNode
@@ -37,23 +37,59 @@ def tree_size(conn: Connection) -> int:
     return 0 if value is None else int(value) + 1
 
 
+_PG_NODES = text(
+    "SELECT 0 AS level, idx, leaf_hash AS hash FROM audit_entries WHERE idx = ANY(:leaves) UNION ALL "
+    "SELECT n.level, n.idx, n.hash FROM audit_nodes n "
+    "JOIN unnest(CAST(:levels AS smallint[]), CAST(:idxs AS bigint[])) AS k(level, idx) "
+    "ON n.level = k.level AND n.idx = k.idx"
+)
+
+
 def get_nodes(conn: Connection, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
-    """Fetch perfect-subtree hashes; level 0 comes from the leaf hashes."""
+    """Fetch perfect-subtree hashes (level 0 from the leaf hashes) in one round trip.
+
+    PostgreSQL gets the keys as arrays; SQLite a statement of OR'ed primary-key lookups.
+    Both answer with index probes, whatever the number of levels involved.
+    """
     wanted = sorted(set(keys))
-    leaves = [k[1] for k in wanted if k[0] == 0]
-    inner = [k for k in wanted if k[0] > 0]
     found: dict[NodeKey, bytes] = {}
-    for i in range(0, len(leaves), _IN_CHUNK):
-        chunk = leaves[i:i + _IN_CHUNK]
-        for idx, leaf_hash in conn.execute(select(entries.c.idx, entries.c.leaf_hash).where(entries.c.idx.in_(chunk))):
-            found[(0, int(idx))] = bytes(leaf_hash)
-    for i in range(0, len(inner), _IN_CHUNK):
-        chunk2 = inner[i:i + _IN_CHUNK]
-        rows = conn.execute(select(nodes.c.level, nodes.c.idx, nodes.c.hash)
-                            .where(tuple_(nodes.c.level, nodes.c.idx).in_(chunk2)))
-        for level, idx, node_hash in rows:
+    if conn.dialect.name == "postgresql":
+        inner = [k for k in wanted if k[0] > 0]
+        rows = conn.execute(_PG_NODES, {"leaves": [k[1] for k in wanted if k[0] == 0],
+                                        "levels": [k[0] for k in inner], "idxs": [k[1] for k in inner]})
+        return {(int(level), int(idx)): bytes(h) for level, idx, h in rows}
+    for i in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[i:i + _IN_CHUNK]
+        params: dict[str, int] = {}
+        leaf_terms, node_terms = [], []
+        for n, (level, idx) in enumerate(chunk):
+            params[f"i{n}"] = idx
+            if level == 0:
+                leaf_terms.append(f"idx = :i{n}")
+            else:
+                params[f"l{n}"] = level
+                node_terms.append(f"(level = :l{n} AND idx = :i{n})")
+        parts = []
+        if leaf_terms:
+            parts.append("SELECT 0 AS level, idx, leaf_hash AS hash FROM audit_entries WHERE "  # noqa: S608
+                         + " OR ".join(leaf_terms))  # only bound-parameter names are interpolated
+        if node_terms:
+            parts.append("SELECT level, idx, hash FROM audit_nodes WHERE " + " OR ".join(node_terms))  # noqa: S608
+        for level, idx, node_hash in conn.execute(text(" UNION ALL ".join(parts)), params):
             found[(int(level), int(idx))] = bytes(node_hash)
     return found
+
+
+_SIZE_AND_LATEST = text("SELECT (SELECT max(idx) FROM audit_entries) AS max_idx, tree_size, root_hash, note, issued_at "
+                        "FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1")
+
+
+def size_and_latest_checkpoint(conn: Connection) -> tuple[int, Row[Any] | None]:
+    """The tree size and the newest checkpoint, in one round trip when a checkpoint exists."""
+    row = conn.execute(_SIZE_AND_LATEST).first()
+    if row is None:
+        return tree_size(conn), None
+    return (-1 if row.max_idx is None else int(row.max_idx)) + 1, row
 
 
 @dataclass(frozen=True)
@@ -61,7 +97,7 @@ class StoredReceipt:
     idx: int
     event_id: str
     leaf_hash: bytes
-    request_hash: bytes
+    request_hash: bytes | None
 
 
 def find_idempotent(conn: Connection, keys: Sequence[str]) -> dict[str, StoredReceipt]:
@@ -70,19 +106,43 @@ def find_idempotent(conn: Connection, keys: Sequence[str]) -> dict[str, StoredRe
         rows = conn.execute(select(entries.c.idempotency_key, entries.c.idx, entries.c.event_id, entries.c.leaf_hash,
                                    entries.c.request_hash).where(entries.c.idempotency_key.in_(keys[i:i + _IN_CHUNK])))
         for key, idx, event_id, leaf_hash, request_hash in rows:
-            out[str(key)] = StoredReceipt(int(idx), str(event_id), bytes(leaf_hash), bytes(request_hash))
+            out[str(key)] = StoredReceipt(int(idx), str(event_id), bytes(leaf_hash),
+                                          None if request_hash is None else bytes(request_hash))
     return out
 
 
+_ENTRY_COLUMNS = ("idx", "event_id", "idempotency_key", "request_hash", "event_type", "subject_token", "actor_id",
+                  "actor_kind", "occurred_at", "leaf_input", "leaf_hash")
+
+
+def _placeholders(conn: Connection, count: int) -> str:
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return ", ".join([mark] * count)
+
+
 def insert_entries(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(insert(entries), list(rows))
+    """Insert entry rows with one driver-level executemany (bytes go to the driver as they are)."""
+    if not rows:
+        return
+    to_db = DateTime(timezone=True).dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    tuples = [tuple((to_db(r[c]) if to_db and c == "occurred_at" else r[c]) for c in _ENTRY_COLUMNS) for r in rows]
+    columns, marks = ", ".join(_ENTRY_COLUMNS), _placeholders(conn, len(_ENTRY_COLUMNS))
+    conn.exec_driver_sql(f"INSERT INTO audit_entries ({columns}) VALUES ({marks})", tuples)  # noqa: S608 - constants
 
 
 def insert_nodes(conn: Connection, new_nodes: dict[NodeKey, bytes]) -> None:
-    rows = [{"level": level, "idx": idx, "hash": h} for (level, idx), h in new_nodes.items() if level > 0]
+    rows = [(level, idx, h) for (level, idx), h in new_nodes.items() if level > 0]
     if rows:
-        conn.execute(insert(nodes), rows)
+        marks = _placeholders(conn, 3)
+        conn.exec_driver_sql(f"INSERT INTO audit_nodes (level, idx, hash) VALUES ({marks})", rows)  # noqa: S608
+
+
+def taken_event_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
+    out: set[str] = set()
+    for i in range(0, len(ids), _IN_CHUNK):
+        out |= {str(e) for e in conn.execute(select(entries.c.event_id)
+                                             .where(entries.c.event_id.in_(ids[i:i + _IN_CHUNK]))).scalars()}
+    return out
 
 
 def get_entry(conn: Connection, idx: int) -> Row[Any] | None:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from audit import merkle, repository
 from audit.events import AuditEvent
@@ -40,13 +40,16 @@ class PreparedEntry:
     event: AuditEvent
     leaf_input: bytes
     leaf_hash: bytes
-    request_hash: bytes
+    request_hash: bytes | None
     idempotency_key: str | None = None
+    caller_chose_id: bool = False  # a random UUID of ours needs no duplicate check
 
     @classmethod
-    def of(cls, event: AuditEvent, idempotency_key: str | None = None) -> PreparedEntry:
+    def of(cls, event: AuditEvent, idempotency_key: str | None = None, *,
+           caller_chose_id: bool = False) -> PreparedEntry:
         data = event.canonical()
-        return cls(event, data, merkle.leaf_hash(data), event.request_fingerprint(), idempotency_key)
+        fingerprint = event.request_fingerprint() if idempotency_key else None
+        return cls(event, data, merkle.leaf_hash(data), fingerprint, idempotency_key, caller_chose_id)
 
 
 @dataclass(frozen=True)
@@ -152,9 +155,7 @@ def commit_batch(engine: Engine, batch: Sequence[PreparedEntry]) -> tuple[list[R
         repository.lock_log(conn)
         keys = [p.idempotency_key for p in batch if p.idempotency_key]
         existing = repository.find_idempotent(conn, keys) if keys else {}
-        ids = [p.event.id for p in batch]
-        taken_ids = set(conn.execute(select(repository.entries.c.event_id)
-                                     .where(repository.entries.c.event_id.in_(ids))).scalars())
+        taken_ids = repository.taken_event_ids(conn, [p.event.id for p in batch if p.caller_chose_id])
         size = repository.tree_size(conn)
         # Per entry: ("new", index), ("again", index) for a retry inside this batch,
         # ("stored", receipt) for a retry of an earlier batch, or ("refused", error).

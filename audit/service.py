@@ -180,14 +180,16 @@ class AuditLog:
         """Build an event from the catalogue and append it; durable when this returns."""
         event = build_event(event_type, actor=actor, time=self.clock.now(), payload=payload, subject=subject,
                             event_id=event_id)
-        return self.append(event, idempotency_key=idempotency_key)
+        entry = PreparedEntry.of(event, idempotency_key, caller_chose_id=event_id is not None)
+        return self.sequencer.append([entry])[0]
 
     def append(self, event: AuditEvent, *, idempotency_key: str | None = None) -> Receipt:
-        return self.sequencer.append([PreparedEntry.of(event, idempotency_key)])[0]
+        """Append a built event (whose id may be the caller's: it is checked for reuse)."""
+        return self.sequencer.append([PreparedEntry.of(event, idempotency_key, caller_chose_id=True)])[0]
 
     def append_many(self, events: Sequence[tuple[AuditEvent, str | None]]) -> list[Receipt]:
         """Append several events; they share commits with everyone else's."""
-        return self.sequencer.append([PreparedEntry.of(e, k) for e, k in events])
+        return self.sequencer.append([PreparedEntry.of(e, k, caller_chose_id=True) for e, k in events])
 
     def size(self) -> int:
         with self.engine.connect() as conn:
@@ -262,18 +264,21 @@ class AuditLog:
     def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
         """Proof that entry ``index`` is in the tree of ``size`` (default: newest checkpoint covering it)."""
         with self.engine.connect() as conn:
-            current = repository.tree_size(conn)
+            current, latest = repository.size_and_latest_checkpoint(conn)
             if size is None:
-                latest = repository.latest_checkpoint(conn)
                 size = int(latest.tree_size) if latest is not None and latest.tree_size > index else current
             if not 0 <= index < size <= current:
                 raise ProofRangeError(f"no entry {index} in a tree of size {size} (log size {current})",
                                       index=index, size=size, log_size=current)
             keys = merkle.inclusion_proof_keys(index, size) | set(merkle.root_keys(size)) | {(0, index)}
             found = repository.get_nodes(conn, keys)
-            cp = repository.checkpoint_at(conn, size)
+            if latest is not None and int(latest.tree_size) == size:
+                note: str | None = str(latest.note)
+            else:
+                cp = repository.checkpoint_at(conn, size)
+                note = None if cp is None else str(cp.note)
         return InclusionProof(index, size, found[(0, index)], merkle.inclusion_proof(index, size, found),
-                              merkle.root_from_nodes(size, found), None if cp is None else str(cp.note))
+                              merkle.root_from_nodes(size, found), note)
 
     def consistency_proof(self, size1: int, size2: int | None = None) -> ConsistencyProof:
         """Proof that the tree of ``size1`` is a prefix of the tree of ``size2`` (default: newest checkpoint)."""

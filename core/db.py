@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.pool import NullPool
 
 from core.errors import DatabaseUnavailableError
 from core.settings import parse_database_url
@@ -43,9 +42,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for a supported URL, with the per-backend settings Tarcza needs."""
     parsed = parse_database_url(url)
     if parsed.get_backend_name() == "sqlite":
+        kwargs.setdefault("pool_size", 8)
+        kwargs.setdefault("max_overflow", 8)
         engine = create_engine(
-            parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-            poolclass=kwargs.pop("poolclass", NullPool), **kwargs,
+            parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}, **kwargs,
         )
         _configure_sqlite(engine)
         return engine

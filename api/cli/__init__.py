@@ -121,6 +121,7 @@ def _register_capabilities() -> None:
 
 CAPABILITY_COMMANDS: tuple[tuple[str, str], ...] = (
     ("api.cli.audit", "audit"),
+    ("api.cli.bench", "bench"),
 )
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 import rfc8785
 from faker import Faker
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from audit.events import Actor, ActorKind, build_event, parse_leaf_input, sealed_b64
+from audit.events import CATALOGUE, Actor, ActorKind, build_event, canonical_json, parse_leaf_input, sealed_b64
 from core.errors import InvalidInputError
 
 fake = Faker("pl_PL")
@@ -67,3 +70,32 @@ class TestBuildEvent:
         """Parsing an exported leaf refuses JSON that is not in canonical form."""
         with pytest.raises(ValueError, match="canonical"):
             parse_leaf_input(b'{"b":1, "a":2}')
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.text(st.characters(blacklist_categories=("Cs",))),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+
+
+class TestCanonicalJson:
+    @given(value=st.dictionaries(st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=10),
+                                 _json_values, max_size=6))
+    @settings(max_examples=400)
+    def test_fast_serializer_equals_rfc8785(self, value: dict[str, Any]) -> None:
+        """On the event domain (ASCII keys, no floats) canonical_json is byte-for-byte rfc8785.dumps."""
+        assert canonical_json(value) == rfc8785.dumps(value)
+
+    def test_catalogue_has_no_floats(self) -> None:
+        """No payload field is a float, so the fast serializer's domain covers every event."""
+        for event_type, model in CATALOGUE.items():
+            for name, field in model.model_fields.items():
+                assert "float" not in str(field.annotation), (event_type, name)
+
+    def test_unpaired_surrogate_is_refused(self) -> None:
+        """Text that is not valid Unicode is refused, not written half-encoded."""
+        with pytest.raises(InvalidInputError, match="surrogate"):
+            canonical_json({"code": "\ud800"})

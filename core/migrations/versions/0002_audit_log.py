@@ -28,8 +28,8 @@ def upgrade() -> None:
         "audit_entries",
         sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("event_id", sa.String(36), nullable=False, unique=True),
-        sa.Column("idempotency_key", sa.String(200), nullable=True, unique=True),
-        sa.Column("request_hash", sa.LargeBinary(32), nullable=False),
+        sa.Column("idempotency_key", sa.String(200), nullable=True),
+        sa.Column("request_hash", sa.LargeBinary(32), nullable=True),
         sa.Column("event_type", sa.String(64), nullable=False),
         sa.Column("subject_token", sa.String(64), nullable=True),
         sa.Column("actor_id", sa.String(128), nullable=False),
@@ -38,6 +38,9 @@ def upgrade() -> None:
         sa.Column("leaf_input", sa.LargeBinary, nullable=False),
         sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
     )
+    op.create_index("uq_audit_entries_idempotency_key", "audit_entries", ["idempotency_key"], unique=True,
+                    sqlite_where=sa.text("idempotency_key IS NOT NULL"),
+                    postgresql_where=sa.text("idempotency_key IS NOT NULL"))
     op.create_index("ix_audit_entries_subject", "audit_entries", ["subject_token", "idx"])
     op.create_index("ix_audit_entries_type", "audit_entries", ["event_type", "idx"])
     op.create_index("ix_audit_entries_actor", "audit_entries", ["actor_id", "idx"])

@@ -1,0 +1,58 @@
+"""``tarcza bench AREA``: measure an area next to a baseline from the same run; table or JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from api.cli.common import console, err_console
+from bench.common import DEFAULT_PG_ADMIN, Result, bench_database, report
+
+app = typer.Typer(no_args_is_help=True, help="Benchmarks: each figure next to a baseline measured in the same run.")
+
+Backend = Annotated[str, typer.Option(help="sqlite or postgresql (a throwaway database either way).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+PgAdmin = Annotated[str, typer.Option(help="PostgreSQL URL used to create the throwaway database.")]
+
+
+def _emit(area: str, backend: str, results: list[Result], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(report(area, backend, results)) + "\n")
+        return
+    table = Table(title=f"tarcza bench {area} ({backend})")
+    for column in ("measure", "value", "unit", "baseline", "baseline value", "ratio", "target", "met"):
+        table.add_column(column, justify="right" if column not in ("measure", "baseline", "unit") else "left")
+    for r in results:
+        met = {True: "[green]yes[/]", False: "[red]no[/]", None: "-"}[r.met]
+        table.add_row(r.name, f"{r.value:,.2f}", r.unit, r.baseline_name, f"{r.baseline_value:,.2f}",
+                      f"{r.ratio:.3f}", r.target or "-", met)
+    console.print(table)
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in ("sqlite", "postgresql"):
+        from core.errors import InvalidInputError
+
+        raise InvalidInputError(f"--backend must be sqlite or postgresql, not {backend!r}")
+
+
+@app.command("audit")
+def bench_audit(
+    backend: Backend = "sqlite", as_json: AsJson = False, pg_admin_url: PgAdmin = DEFAULT_PG_ADMIN,
+    entries: Annotated[int, typer.Option(help="Log size for the proof latency (the issue's full size: 1000000).",
+                                         min=1000)] = 100_000,
+    verify_entries: Annotated[int, typer.Option(help="Entries exported and verified offline.", min=100)] = 100_000,
+    singles: Annotated[int, typer.Option(help="Appends measured at batch size 1.", min=10)] = 300,
+) -> None:
+    """Durable appends (batch 1/100/1000, 8 concurrent), proof latency, offline verification."""
+    from bench import audit
+
+    _check_backend(backend)
+    with bench_database(backend, pg_admin_url) as url:
+        results = audit.run(url, entries_n=entries, verify_n=verify_entries, singles=singles,
+                            progress=None if as_json else (lambda m: err_console.print(m, style="dim")))
+    _emit("audit", backend, results, as_json)

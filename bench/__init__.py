@@ -1,0 +1,1 @@
+"""Benchmarks behind ``tarcza bench AREA``: each measures Tarcza next to a baseline from the same run."""
