@@ -76,9 +76,9 @@ class TestAuditApi:
         assert result.status_code == 200, result.text
         assert result.json()["entries"] == 5
 
-        src = tarfile.open(fileobj=io.BytesIO(archive.content), mode="r:gz")
         out = io.BytesIO()
-        with tarfile.open(fileobj=out, mode="w:gz") as dst:
+        with tarfile.open(fileobj=io.BytesIO(archive.content), mode="r:gz") as src, \
+                tarfile.open(fileobj=out, mode="w:gz") as dst:
             for member in src.getmembers():
                 data = src.extractfile(member).read() if member.isfile() else None  # type: ignore[union-attr]
                 if member.name.endswith("entries.jsonl") and data:
