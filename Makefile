@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+PYTEST_ARGS ?= -n auto
 PACKAGES := $(wildcard core audit identity policies vault contacts gdpr api bench)
 
 .PHONY: run test lint typecheck pytest system-deps bench clean

@@ -31,6 +31,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        _ = runtime.authorizer  # validates the policy set (refusing to start if invalid), logs policy.loaded
+        if runtime.settings.log_key_path.exists():
+            runtime.audit.start_periodic_checkpoints()  # every TARCZA_CHECKPOINT_EVERY_SECONDS while it grows
         try:
             yield
         finally:
@@ -85,4 +88,5 @@ def _capability_routers() -> list[APIRouter]:
 
 ROUTER_MODULES: tuple[str, ...] = (
     "api.routers.audit",
+    "api.routers.identity",
 )

@@ -19,6 +19,7 @@ from core.settings import Settings
 
 if TYPE_CHECKING:
     from audit.service import AuditLog
+    from policies.engine import CedarAuthorizer
     from vault.keys import KeyProvider
     from vault.service import VaultService
 
@@ -76,6 +77,13 @@ class Runtime:
         from vault.bootstrap import build_vault
 
         return build_vault(self)
+
+    @cached_property
+    def authorizer(self) -> CedarAuthorizer:
+        """The Cedar policy engine; loading validates the policy set and records ``policy.loaded``."""
+        from policies.engine import CedarAuthorizer
+
+        return CedarAuthorizer.load(audit=self.audit)
 
     def close(self) -> None:
         """Release what the runtime opened."""

@@ -35,7 +35,7 @@ class Principal:
     allowed_purposes: frozenset[str] | None = None  # None: any purpose the policies allow
     second_factor_at: datetime | None = None  # when the second factor was last verified (users)
     assigned_cases: frozenset[str] = field(default_factory=frozenset)
-    session_id: str | None = None
+    session_id: str | None = None  # the login session (users) or access token (clients) it came with
 
     @property
     def actor(self) -> Actor:

@@ -2,8 +2,9 @@
 
 :class:`Authorizer` is what services depend on; :mod:`policies.engine` implements it with
 Cedar policies. A decision names the kind of rule that decided (``role``, ``scope``,
-``purpose``, ``second_factor``, ``assignment``, ``restriction``, ``break_glass``), never
-the data involved.
+``purpose``, ``second_factor``, ``assignment``, ``restriction``, ``break_glass``; or
+``action`` for an unknown action and ``error`` for a request the policies cannot evaluate),
+never the data involved. Action names: :mod:`policies.actions`.
 """
 
 from __future__ import annotations

@@ -115,13 +115,17 @@ def _register_capabilities() -> None:
     import importlib
 
     for module_name, group in CAPABILITY_COMMANDS:
-        module = importlib.import_module(module_name)
-        app.add_typer(module.app, name=group)
+        path, _, attribute = module_name.partition(":")  # "module" (its `app`) or "module:typer_object"
+        module = importlib.import_module(path)
+        app.add_typer(getattr(module, attribute or "app"), name=group)
 
 
 CAPABILITY_COMMANDS: tuple[tuple[str, str], ...] = (
     ("api.cli.audit", "audit"),
     ("api.cli.bench", "bench"),
+    ("api.cli.identity", "user"),
+    ("api.cli.identity:client_app", "client"),
+    ("api.cli.identity:login_app", "login"),
 )
 
 

@@ -104,4 +104,11 @@ def _init_vault_keys(rt: Runtime) -> str | None:
     return init_keys(rt)
 
 
-INIT_STEPS: list[InitStep] = [_create_log_key, _init_vault_keys]
+def _create_identity_key(rt: Runtime) -> str | None:
+    from identity.secretbox import create_identity_key, identity_key_path
+
+    path = identity_key_path(rt.settings)
+    return f"created identity key {path} (0600)" if create_identity_key(path) else None
+
+
+INIT_STEPS: list[InitStep] = [_create_log_key, _init_vault_keys, _create_identity_key]

@@ -1,4 +1,9 @@
-"""HTTP API of the audit log: append, query, checkpoints, proofs, export and verification."""
+"""HTTP API of the audit log: append, query, checkpoints, proofs, export and verification.
+
+Every route needs a bearer token (session or client) and an allowing policy decision for
+its action (``audit.read``, ``audit.append``, ``audit.export``): see docs/authorisation-matrix.md.
+Appended events are attributed to the authenticated principal, never to a header.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, Header, Query, Response, UploadFile
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.auth import require_action
 from api.deps import RuntimeDep
-from audit.events import Actor, ActorKind
 from audit.repository import EntryFilter
 from core.errors import InvalidInputError
+from identity.principal import Principal
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -33,18 +39,18 @@ class AppendRequest(BaseModel):
     event_id: str | None = Field(None, description="Optional UUID chosen by the caller")
 
 
-def _actor(x_tarcza_actor: str | None) -> Actor:
-    return Actor(id=x_tarcza_actor or "api", kind=ActorKind.CLIENT)
+Reader = Annotated[Principal, Depends(require_action("audit.read"))]
+Appender = Annotated[Principal, Depends(require_action("audit.append"))]
+Exporter = Annotated[Principal, Depends(require_action("audit.export"))]
 
 
 @router.post("/events", status_code=201, responses={**PROBLEMS, 200: {"description": "Idempotent retry"}},
              summary="Append an event (durable on response)")
 def append_event(
-    body: AppendRequest, runtime: RuntimeDep, response: Response,
+    body: AppendRequest, runtime: RuntimeDep, response: Response, principal: Appender,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-    x_tarcza_actor: Annotated[str | None, Header(max_length=128)] = None,
 ) -> dict[str, Any]:
-    receipt = runtime.audit.record(body.type, actor=_actor(x_tarcza_actor), payload=body.payload,
+    receipt = runtime.audit.record(body.type, actor=principal.actor, payload=body.payload,
                                    subject=body.subject, idempotency_key=idempotency_key, event_id=body.event_id)
     if receipt.duplicate:
         response.status_code = 200
@@ -53,7 +59,7 @@ def append_event(
 
 @router.get("/events", responses=PROBLEMS, summary="Query entries (oldest first, cursor pagination)")
 def list_events(
-    runtime: RuntimeDep,
+    runtime: RuntimeDep, _: Reader,
     subject: str | None = None,
     type: Annotated[str | None, Query(description="Event type or prefix like contact.*")] = None,
     actor: str | None = None,
@@ -71,18 +77,18 @@ def list_events(
 
 
 @router.get("/events/{index}", responses=PROBLEMS, summary="One entry by index")
-def get_event(index: int, runtime: RuntimeDep) -> dict[str, Any]:
+def get_event(index: int, runtime: RuntimeDep, _: Reader) -> dict[str, Any]:
     return runtime.audit.get(index).to_json()
 
 
 @router.post("/checkpoints", status_code=201, summary="Issue a checkpoint of the current tree now")
-def issue_checkpoint(runtime: RuntimeDep) -> dict[str, Any]:
+def issue_checkpoint(runtime: RuntimeDep, _: Appender) -> dict[str, Any]:
     return runtime.audit.issue_checkpoint().to_json()
 
 
 @router.get("/checkpoints", summary="Checkpoints issued, oldest first")
 def list_checkpoints(
-    runtime: RuntimeDep,
+    runtime: RuntimeDep, _: Reader,
     after_size: Annotated[int | None, Query(ge=0)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
@@ -94,7 +100,7 @@ def list_checkpoints(
 
 @router.get("/checkpoint", response_class=PlainTextResponse, responses=PROBLEMS,
             summary="The newest checkpoint as a C2SP signed note (text/plain)")
-def latest_checkpoint(runtime: RuntimeDep) -> PlainTextResponse:
+def latest_checkpoint(runtime: RuntimeDep, _: Reader) -> PlainTextResponse:
     info = runtime.audit.latest_checkpoint()
     if info is None:
         from core.errors import NotFoundError
@@ -104,18 +110,18 @@ def latest_checkpoint(runtime: RuntimeDep) -> PlainTextResponse:
 
 
 @router.get("/verifier-key", response_class=PlainTextResponse, summary="The log's verifier key (signed-note format)")
-def verifier_key(runtime: RuntimeDep) -> PlainTextResponse:
+def verifier_key(runtime: RuntimeDep, _: Reader) -> PlainTextResponse:
     return PlainTextResponse(runtime.audit.verifier().to_string() + "\n")
 
 
 @router.get("/proofs/inclusion", responses=PROBLEMS, summary="RFC 9162 inclusion proof (base64 hashes)")
-def inclusion_proof(runtime: RuntimeDep, index: Annotated[int, Query(ge=0)],
+def inclusion_proof(runtime: RuntimeDep, _: Reader, index: Annotated[int, Query(ge=0)],
                     size: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
     return runtime.audit.inclusion_proof(index, size).to_json()
 
 
 @router.get("/proofs/consistency", responses=PROBLEMS, summary="RFC 9162 consistency proof (base64 hashes)")
-def consistency_proof(runtime: RuntimeDep, from_size: Annotated[int, Query(alias="from", ge=0)],
+def consistency_proof(runtime: RuntimeDep, _: Reader, from_size: Annotated[int, Query(alias="from", ge=0)],
                       to_size: Annotated[int | None, Query(alias="to", ge=0)] = None) -> dict[str, Any]:
     return runtime.audit.consistency_proof(from_size, to_size).to_json()
 
@@ -123,7 +129,7 @@ def consistency_proof(runtime: RuntimeDep, from_size: Annotated[int, Query(alias
 @router.get("/export", responses={**PROBLEMS, 200: {"content": {"application/gzip": {}}}},
             summary="Export entries with proofs as a .tar.gz for offline verification")
 def export(
-    runtime: RuntimeDep, subject: str | None = None,
+    runtime: RuntimeDep, _: Exporter, subject: str | None = None,
     type: str | None = None,
     actor: str | None = None, since: datetime | None = None, until: datetime | None = None,
     from_index: Annotated[int | None, Query(ge=0)] = None, to_index: Annotated[int | None, Query(ge=0)] = None,
@@ -145,12 +151,12 @@ def export(
 
 
 @router.post("/verify", responses=PROBLEMS, summary="Verify the whole stored log (leaves, nodes, checkpoints)")
-def verify_database(runtime: RuntimeDep) -> dict[str, Any]:
+def verify_database(runtime: RuntimeDep, _: Reader) -> dict[str, Any]:
     return runtime.audit.verify_database().to_json()
 
 
 @router.post("/verify-export", responses=PROBLEMS, summary="Verify an uploaded export (.tar.gz) as offline")
-def verify_export_upload(file: UploadFile, trusted_checkpoint: str | None = None) -> dict[str, Any]:
+def verify_export_upload(_: Reader, file: UploadFile, trusted_checkpoint: str | None = None) -> dict[str, Any]:
     from audit.verify import verify_export
 
     with tempfile.TemporaryDirectory(prefix="tarcza-verify-") as tmp:

@@ -1,0 +1,118 @@
+"""Authentication and authorisation for the HTTP API.
+
+``Authorization: Bearer <token>`` carries a user session token (``tzs_``, from
+``POST /v1/auth/login``) or a client access token (``tza_``, from ``POST /v1/oauth/token``).
+:func:`current_principal` turns it into a :class:`~identity.principal.Principal` or
+answers 401 with ``WWW-Authenticate``; :func:`require_action` then asks the Cedar
+policies and answers 403 naming the kind of rule that refused.
+
+The principal is resolved in a short transaction of its own (committed at once), so a
+route's own transaction starts clean: on SQLite the audit log needs the write lock, and
+a request holding a write transaction while appending would wait for itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.deps import RuntimeDep
+from api.runtime import Runtime
+from audit.events import ActorKind
+from core.errors import PermissionDeniedError
+from identity.errors import MissingCredentialsError
+from identity.principal import Principal
+from identity.secretbox import box_loader
+from identity.service import Identity, transaction
+from policies.authorizer import Decision, Resource
+
+SYSTEM_RESOURCE = Resource("system")
+STEP_UP_PATH = "/v1/auth/step-up"
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, or None."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+@contextmanager
+def identity_transaction(runtime: Runtime) -> Iterator[Identity]:
+    """Identity services for one operation: commit, then audit, then answer (see identity.service)."""
+    with transaction(runtime.sessions, audit=lambda: runtime.audit, clock=runtime.clock,
+                     box=box_loader(runtime.settings)) as identity:
+        yield identity
+
+
+def current_principal(request: Request, runtime: RuntimeDep) -> Principal:
+    """The principal of the bearer token; 401 problem details with ``WWW-Authenticate`` otherwise."""
+    token = bearer_token(request)
+    if token is None:
+        raise MissingCredentialsError()
+    with identity_transaction(runtime) as identity:
+        return identity.resolve_bearer(token, source_ip=client_ip(request))
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def authorize(runtime: Runtime, principal: Principal, action: str, resource: Resource = SYSTEM_RESOURCE, *,
+              purpose: str | None = None, justification: str | None = None) -> Decision:
+    """Ask the policies; raise 403 (naming the rule kind, never data) unless allowed."""
+    decision = runtime.authorizer.decide(principal, action, resource, purpose=purpose, now=runtime.clock.now(),
+                                         justification=justification)
+    if not decision.allowed:
+        raise denied(action, decision)
+    return decision
+
+
+def denied(action: str, decision: Decision) -> PermissionDeniedError:
+    extra: dict[str, str] = {"rule": decision.rule, "reason": decision.reason}
+    if decision.rule == "second_factor":
+        extra["step_up"] = STEP_UP_PATH
+    return PermissionDeniedError(f"{action} refused by a {decision.rule} rule", **extra)
+
+
+def require_action(action: str) -> Callable[[Runtime, Principal], Principal]:
+    """A dependency: the current principal, if the policies allow ``action`` on the system."""
+
+    def dependency(runtime: RuntimeDep, principal: PrincipalDep) -> Principal:
+        authorize(runtime, principal, action)
+        return principal
+
+    dependency.__name__ = f"require_{action.replace('.', '_')}"
+    return dependency
+
+
+def require_scope(*scopes: str) -> Callable[[Principal], Principal]:
+    """A dependency for client-only endpoints: the client must hold every scope named.
+
+    People are refused here (their access goes through :func:`require_action`).
+    """
+
+    def dependency(principal: PrincipalDep) -> Principal:
+        missing = sorted(set(scopes) - principal.scopes)
+        if principal.kind is not ActorKind.CLIENT or missing:
+            raise PermissionDeniedError("this endpoint needs an API client with scope(s) " + " ".join(scopes),
+                                        rule="scope", reason="missing: " + " ".join(missing or scopes))
+        return principal
+
+    return dependency
+
+
+def require_user(principal: PrincipalDep) -> Principal:
+    """A dependency: the principal must be a person with a session (not a client)."""
+    if principal.kind is not ActorKind.USER:
+        raise PermissionDeniedError("this endpoint is for people with a login session", rule="role",
+                                    reason="clients have no account")
+    return principal

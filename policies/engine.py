@@ -1,0 +1,257 @@
+"""The Cedar authorizer: loads, validates and fingerprints the policy set, and decides.
+
+The policy set is every ``*.cedar`` file of a directory (by default this package),
+validated against ``schema.cedarschema``, with the parameters of
+``authorisation.yaml``. Loading refuses (``ConfigurationError``) a set that does not
+parse or validate, or a policy without an ``@id("<kind>.<name>")`` of a known kind or a
+``@reason``, so that every decision can be explained. The set's SHA-256 is that of a
+``sha256sum``-style manifest (``<hex>  <file name>\\n`` per file, sorted by name) and goes
+into the ``policy.loaded`` audit entry.
+
+Decisions are pure: entities and context are built from the principal, the resource and
+the parameters. A denial names the kind of rule that decided and the policy's
+``@reason``, never the data. Invariant: anything Cedar cannot evaluate is a denial.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import cedarpy
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from audit.events import ActorKind, PolicyLoadedPayload
+from audit.service import AuditLog
+from core.errors import ConfigurationError
+from core.logging import get_logger
+from identity.principal import SYSTEM, Principal
+from policies.actions import SUBJECT_RESOURCE_KINDS, canonical_action
+from policies.authorizer import Decision, Resource
+
+log = get_logger(__name__)
+
+POLICY_DIR = Path(__file__).parent
+SCHEMA_FILE = "schema.cedarschema"
+PARAMETERS_FILE = "authorisation.yaml"
+POLICY_SET_NAME = "authorisation"
+KINDS = ("role", "scope", "second_factor", "purpose", "assignment", "restriction", "break_glass")
+DENIAL_PRIORITY = ("restriction", "second_factor", "assignment", "purpose", "break_glass", "role", "scope")
+NS = "Tarcza::"
+
+
+class AuthorisationParameters(BaseModel):
+    """``authorisation.yaml``: the numbers and names the policies are given as context."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: int = Field(ge=1, le=1)
+    second_factor_max_age_minutes: int = Field(10, ge=1, le=24 * 60)
+    break_glass_min_justification: int = Field(20, ge=1, le=2000)
+    purposes: dict[str, str] = Field(min_length=1)
+
+    @property
+    def second_factor_max_age(self) -> timedelta:
+        return timedelta(minutes=self.second_factor_max_age_minutes)
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    id: str  # the @id annotation, "<kind>.<name>"
+    reason: str
+    effect: str
+
+    @property
+    def kind(self) -> str:
+        return self.id.split(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class PolicyBundle:
+    """A loaded, validated policy set: parsed handles, annotations, parameters and fingerprint."""
+
+    name: str
+    sha256: str
+    policy_set: cedarpy.PolicySet
+    schema: cedarpy.Schema
+    policies: Mapping[str, PolicyInfo]  # Cedar's positional policy id -> annotations
+    parameters: AuthorisationParameters
+
+    def __repr__(self) -> str:
+        return f"PolicyBundle(name={self.name!r}, sha256={self.sha256[:12]}..., policies={len(self.policies)})"
+
+
+def _refuse(directory: Path, message: str) -> ConfigurationError:
+    return ConfigurationError(f"policy set {directory}: {message}; refusing to start")
+
+
+def load_policy_bundle(directory: Path | None = None) -> PolicyBundle:
+    """Read, parse and validate the set in ``directory`` (default: this package); ConfigurationError if unusable."""
+    directory = directory or POLICY_DIR
+    cedar_files = sorted(directory.glob("*.cedar"))
+    if not cedar_files:
+        raise _refuse(directory, "no *.cedar files")
+    schema_path, params_path = directory / SCHEMA_FILE, directory / PARAMETERS_FILE
+    for required in (schema_path, params_path):
+        if not required.is_file():
+            raise _refuse(directory, f"{required.name} is missing")
+    files = [*cedar_files, schema_path, params_path]
+    raw = {p.name: p.read_bytes() for p in files}
+    manifest = "".join(f"{hashlib.sha256(raw[name]).hexdigest()}  {name}\n" for name in sorted(raw))
+    text = "\n".join(raw[p.name].decode("utf-8") for p in cedar_files)
+    schema_text = raw[SCHEMA_FILE].decode("utf-8")
+    try:
+        schema = cedarpy.Schema.from_str(schema_text)
+    except ValueError as exc:
+        raise _refuse(directory, f"{SCHEMA_FILE} does not parse: {_first_line(exc)}") from None
+    try:
+        policy_set = cedarpy.PolicySet.from_str(text)
+    except ValueError as exc:
+        raise _refuse(directory, f"the policies do not parse: {_first_line(exc)}") from None
+    result = cedarpy.validate_policies(text, schema_text)
+    if not result.validation_passed:
+        named = result.id_annotations_by_policy_id
+        problems = [f"[{named.get(e.policy_id, e.policy_id)}] {_first_line(e.error)}" for e in result.errors[:3]]
+        raise _refuse(directory, f"{len(result.errors)} validation error(s): " + "; ".join(problems))
+    policies = _annotations(directory, policy_set)
+    try:
+        parameters = AuthorisationParameters.model_validate(yaml.safe_load(raw[PARAMETERS_FILE]) or {})
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise _refuse(directory, f"{PARAMETERS_FILE} is invalid: {_first_line(exc)}") from None
+    return PolicyBundle(POLICY_SET_NAME, hashlib.sha256(manifest.encode()).hexdigest(), policy_set, schema,
+                        policies, parameters)
+
+
+def _annotations(directory: Path, policy_set: cedarpy.PolicySet) -> dict[str, PolicyInfo]:
+    tree = policy_set.to_pst()
+    if tree.templates:
+        raise _refuse(directory, "templates are not used by Tarcza's policies")
+    out: dict[str, PolicyInfo] = {}
+    seen: set[str] = set()
+    for policy_id, policy in tree.static_policies.items():
+        annotations = dict(policy.annotations)
+        ident, reason = annotations.get("id", ""), annotations.get("reason", "")
+        if ident.split(".", 1)[0] not in KINDS or "." not in ident:
+            raise _refuse(directory, f"policy {policy_id} needs @id(\"<kind>.<name>\") with kind one of "
+                                     f"{', '.join(KINDS)} (got {ident!r})")
+        if ident in seen:
+            raise _refuse(directory, f"@id({ident!r}) is used twice")
+        if not reason:
+            raise _refuse(directory, f"policy {ident} needs a @reason")
+        seen.add(ident)
+        out[policy_id] = PolicyInfo(ident, reason, str(policy.effect))
+    return out
+
+
+def _first_line(exc: object) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__
+
+
+def _uid(kind: str, ident: str) -> dict[str, str]:
+    return {"type": NS + kind, "id": ident}
+
+
+class CedarAuthorizer:
+    """:class:`policies.authorizer.Authorizer` backed by a validated Cedar policy set."""
+
+    def __init__(self, bundle: PolicyBundle) -> None:
+        self.bundle = bundle
+        self.parameters = bundle.parameters
+        self._max_age = int(bundle.parameters.second_factor_max_age.total_seconds())
+        self._purposes = frozenset(bundle.parameters.purposes)
+
+    @classmethod
+    def load(cls, directory: Path | None = None, *, audit: AuditLog | None = None) -> CedarAuthorizer:
+        """Load and validate the set; with ``audit``, record ``policy.loaded`` with its SHA-256."""
+        bundle = load_policy_bundle(directory)
+        if audit is not None:
+            audit.record("policy.loaded", actor=SYSTEM.actor, payload=PolicyLoadedPayload(
+                policy_set=bundle.name, sha256=bundle.sha256, policies=len(bundle.policies)))
+        log.info("policy_loaded", policy_set=bundle.name, sha256=bundle.sha256, policies=len(bundle.policies))
+        return cls(bundle)
+
+    @property
+    def purposes(self) -> frozenset[str]:
+        return self._purposes
+
+    # -- building the request -------------------------------------------------------------------
+
+    def _principal(self, principal: Principal) -> tuple[dict[str, str], list[dict[str, Any]]]:
+        if principal.kind is ActorKind.USER:
+            uid = _uid("User", principal.id)
+            roles = sorted(r.value for r in principal.roles)
+            entity = {"uid": uid, "attrs": {"assigned_cases": sorted(principal.assigned_cases)},
+                      "parents": [_uid("Role", r) for r in roles]}
+            return uid, [entity, *({"uid": _uid("Role", r), "attrs": {}, "parents": []} for r in roles)]
+        if principal.kind is ActorKind.CLIENT:
+            uid = _uid("Client", principal.id)
+            purposes = principal.allowed_purposes
+            return uid, [{"uid": uid, "parents": [], "attrs": {
+                "scopes": sorted(principal.scopes), "purposes": sorted(purposes or ()),
+                "any_purpose": purposes is None}}]
+        uid = _uid("Service", principal.id)
+        return uid, [{"uid": uid, "attrs": {}, "parents": []}]
+
+    @staticmethod
+    def _resource(resource: Resource) -> tuple[dict[str, str], dict[str, Any]]:
+        if resource.kind in SUBJECT_RESOURCE_KINDS:
+            uid = _uid("Subject", resource.id or "unknown")
+            return uid, {"uid": uid, "parents": [], "attrs": {
+                "case_ids": sorted(resource.case_ids), "restricted": resource.restricted,
+                "objection": resource.objection}}
+        uid = _uid("System", f"{resource.kind}:{resource.id}" if resource.id else resource.kind)
+        return uid, {"uid": uid, "attrs": {}, "parents": []}
+
+    def context(self, principal: Principal, *, purpose: str | None, now: datetime,
+                justification: str | None) -> dict[str, Any]:
+        verified = principal.second_factor_at
+        age = 0 if verified is None else max(0, int((now - verified).total_seconds()))
+        return {
+            "purpose": purpose or "",
+            "purpose_known": bool(purpose) and purpose in self._purposes,
+            "second_factor": verified is not None,
+            "second_factor_age": age,
+            "second_factor_max_age": self._max_age,
+            "justification_length": len(justification.strip()) if justification else 0,
+            "break_glass_min_justification": self.parameters.break_glass_min_justification,
+        }
+
+    def request(self, principal: Principal, action: str, resource: Resource, *, purpose: str | None,
+                now: datetime, justification: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The Cedar request and entities for a decision (exposed for the benchmark and tests)."""
+        principal_uid, entities = self._principal(principal)
+        resource_uid, resource_entity = self._resource(resource)
+        request = {"principal": principal_uid, "action": _uid("Action", action), "resource": resource_uid,
+                   "context": self.context(principal, purpose=purpose, now=now, justification=justification)}
+        return request, [*entities, resource_entity]
+
+    # -- deciding -----------------------------------------------------------------------------
+
+    def decide(self, principal: Principal, action: str, resource: Resource, *, purpose: str | None,
+               now: datetime, justification: str | None = None) -> Decision:
+        canonical = canonical_action(action)
+        if canonical is None:
+            return Decision(False, "action", f"unknown action {action!r}")
+        request, entities = self.request(principal, canonical, resource, purpose=purpose, now=now,
+                                         justification=justification)
+        result = cedarpy.is_authorized(request, self.bundle.policy_set, entities, schema=self.bundle.schema)
+        if result.diagnostics.errors or result.decision is cedarpy.Decision.NoDecision:
+            log.warning("policy_evaluation_error", action=action, resource_kind=resource.kind,
+                        errors=len(result.diagnostics.errors))
+            return Decision(False, "error", "the request could not be evaluated by the policies")
+        decided = [self.bundle.policies[r] for r in result.diagnostics.reasons if r in self.bundle.policies]
+        if result.allowed:
+            break_glass = all(p.kind == "break_glass" for p in decided)
+            first = decided[0] if decided else None
+            return Decision(True, first.kind if first else "role", first.reason if first else "",
+                            break_glass=break_glass and bool(decided))
+        if decided:
+            chosen = min(decided, key=lambda p: (DENIAL_PRIORITY.index(p.kind), p.id))
+            return Decision(False, chosen.kind, f"{chosen.id}: {chosen.reason}")
+        default = "scope" if principal.kind is ActorKind.CLIENT else "role"
+        return Decision(False, default, f"no policy permits {action} for this {default}")

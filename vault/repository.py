@@ -1,0 +1,275 @@
+"""The only place that queries the vault tables.
+
+Every function takes a SQLAlchemy ``Connection`` whose transaction belongs to the caller
+(the vault service opens one short transaction per operation). Rows go in and out as
+plain values: ciphertext, keyed hashes, tokens, versions and times, never plaintext.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, delete, func, insert, select, update
+
+from vault.models import (
+    ACTIVE,
+    COMPLETED,
+    RUNNING,
+    SHREDDED,
+    VaultDataKey,
+    VaultField,
+    VaultKeyRotation,
+    VaultRecording,
+    VaultSubject,
+)
+
+subjects = cast(Table, VaultSubject.__table__)
+data_keys = cast(Table, VaultDataKey.__table__)
+fields = cast(Table, VaultField.__table__)
+recordings = cast(Table, VaultRecording.__table__)
+rotations = cast(Table, VaultKeyRotation.__table__)
+
+_IN_CHUNK = 400
+
+
+@dataclass(frozen=True)
+class SubjectRow:
+    token: str
+    kind: str
+    status: str
+    dek_version: int
+    request_hash: bytes | None
+
+    @property
+    def shredded(self) -> bool:
+        return self.status == SHREDDED
+
+
+@dataclass(frozen=True)
+class DataKeyRow:
+    subject_token: str
+    dek_version: int
+    kek_version: int
+    wrapped: bytes
+
+
+@dataclass(frozen=True)
+class FieldRow:
+    field: str
+    seq: int
+    envelope: bytes
+
+
+@dataclass(frozen=True)
+class RecordingRow:
+    id: str
+    subject_token: str
+    media_type: str
+    size: int
+    sha256: str
+    dek_version: int
+    shredded: bool
+
+
+@dataclass(frozen=True)
+class RotationRow:
+    to_version: int
+    from_version: int
+    status: str
+    rewrapped: int
+
+
+def _subject(row: Any) -> SubjectRow:
+    request_hash = None if row.request_hash is None else bytes(row.request_hash)
+    return SubjectRow(str(row.token), str(row.kind), str(row.status), int(row.dek_version), request_hash)
+
+
+# -- subjects ---------------------------------------------------------------------------------------
+
+
+def insert_subjects(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(subjects), list(rows))
+
+
+def get_subject(conn: Connection, token: str) -> SubjectRow | None:
+    row = conn.execute(select(subjects).where(subjects.c.token == token)).first()
+    return None if row is None else _subject(row)
+
+
+def subjects_by_idempotency(conn: Connection, hashes: Sequence[bytes]) -> dict[bytes, SubjectRow]:
+    """Subjects created under these idempotency hashes, keyed by hash."""
+    out: dict[bytes, SubjectRow] = {}
+    for i in range(0, len(hashes), _IN_CHUNK):
+        chunk = list(hashes[i:i + _IN_CHUNK])
+        for row in conn.execute(select(subjects).where(subjects.c.idempotency_hash.in_(chunk))):
+            out[bytes(row.idempotency_hash)] = _subject(row)
+    return out
+
+
+def touch_subject(conn: Connection, token: str, now: datetime) -> None:
+    conn.execute(update(subjects).where(subjects.c.token == token).values(updated_at=now))
+
+
+def mark_shredded(conn: Connection, token: str, now: datetime) -> bool:
+    """Mark an active subject shredded; False if it was not active (already shredded)."""
+    result = conn.execute(update(subjects).where(subjects.c.token == token, subjects.c.status == ACTIVE)
+                          .values(status=SHREDDED, shredded_at=now, updated_at=now))
+    return result.rowcount == 1
+
+
+# -- data keys --------------------------------------------------------------------------------------
+
+
+def insert_data_keys(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(data_keys), list(rows))
+
+
+def get_data_key(conn: Connection, token: str, dek_version: int) -> DataKeyRow | None:
+    row = conn.execute(select(data_keys).where(data_keys.c.subject_token == token,
+                                               data_keys.c.dek_version == dek_version)).first()
+    if row is None:
+        return None
+    return DataKeyRow(str(row.subject_token), int(row.dek_version), int(row.kek_version), bytes(row.wrapped))
+
+
+def delete_data_keys(conn: Connection, token: str) -> int:
+    return conn.execute(delete(data_keys).where(data_keys.c.subject_token == token)).rowcount
+
+
+def keys_not_at(conn: Connection, kek_version: int, limit: int) -> list[DataKeyRow]:
+    """Up to ``limit`` data keys wrapped under another KEK version than ``kek_version``."""
+    stmt = (select(data_keys).where(data_keys.c.kek_version != kek_version)
+            .order_by(data_keys.c.subject_token, data_keys.c.dek_version).limit(limit))
+    return [DataKeyRow(str(r.subject_token), int(r.dek_version), int(r.kek_version), bytes(r.wrapped))
+            for r in conn.execute(stmt)]
+
+
+def count_keys_not_at(conn: Connection, kek_version: int) -> int:
+    stmt = select(func.count()).select_from(data_keys).where(data_keys.c.kek_version != kek_version)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def rewrap_key(conn: Connection, key: DataKeyRow, kek_version: int, wrapped: bytes, now: datetime) -> bool:
+    """Store a rewrapped key, only if the row still holds what ``key`` read (it may have been shredded)."""
+    result = conn.execute(
+        update(data_keys)
+        .where(data_keys.c.subject_token == key.subject_token, data_keys.c.dek_version == key.dek_version,
+               data_keys.c.kek_version == key.kek_version)
+        .values(kek_version=kek_version, wrapped=wrapped, rewrapped_at=now))
+    return result.rowcount == 1
+
+
+def kek_versions_in_use(conn: Connection) -> set[int]:
+    return {int(v) for v in conn.execute(select(data_keys.c.kek_version).distinct()).scalars()}
+
+
+# -- fields -----------------------------------------------------------------------------------------
+
+
+def insert_fields(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(fields), list(rows))
+
+
+def select_fields(conn: Connection, token: str, names: Iterable[str] | None = None) -> list[FieldRow]:
+    """The sealed values of a subject (of ``names`` only, if given), by field then seq."""
+    stmt = select(fields.c.field, fields.c.seq, fields.c.envelope).where(fields.c.subject_token == token)
+    if names is not None:
+        stmt = stmt.where(fields.c.field.in_(list(names)))
+    stmt = stmt.order_by(fields.c.field, fields.c.seq)
+    return [FieldRow(str(r.field), int(r.seq), bytes(r.envelope)) for r in conn.execute(stmt)]
+
+
+def field_names(conn: Connection, token: str) -> list[str]:
+    stmt = select(fields.c.field).where(fields.c.subject_token == token).distinct().order_by(fields.c.field)
+    return [str(name) for name in conn.execute(stmt).scalars()]
+
+
+def field_created_at(conn: Connection, token: str, field: str) -> datetime | None:
+    stmt = select(func.min(fields.c.created_at)).where(fields.c.subject_token == token, fields.c.field == field)
+    value = conn.execute(stmt).scalar()
+    return value if isinstance(value, datetime) else None
+
+
+def delete_field(conn: Connection, token: str, field: str) -> int:
+    return conn.execute(delete(fields).where(fields.c.subject_token == token, fields.c.field == field)).rowcount
+
+
+def clear_blind_indexes(conn: Connection, token: str) -> None:
+    conn.execute(update(fields).where(fields.c.subject_token == token).values(blind_index=None))
+
+
+def tokens_by_blind_index(conn: Connection, field: str, blind_index: bytes, limit: int) -> list[str]:
+    """Tokens of active subjects with a value of ``field`` under this blind index."""
+    stmt = (select(fields.c.subject_token).join(subjects, subjects.c.token == fields.c.subject_token)
+            .where(fields.c.field == field, fields.c.blind_index == blind_index, subjects.c.status == ACTIVE)
+            .distinct().order_by(fields.c.subject_token).limit(limit))
+    return [str(token) for token in conn.execute(stmt).scalars()]
+
+
+# -- recordings -------------------------------------------------------------------------------------
+
+
+def _recording(row: Any) -> RecordingRow:
+    return RecordingRow(str(row.id), str(row.subject_token), str(row.media_type), int(row.size), str(row.sha256),
+                        int(row.dek_version), row.shredded_at is not None)
+
+
+def insert_recording(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(insert(recordings), [row])
+
+
+def get_recording(conn: Connection, recording_id: str) -> RecordingRow | None:
+    row = conn.execute(select(recordings).where(recordings.c.id == recording_id)).first()
+    return None if row is None else _recording(row)
+
+
+def recordings_of(conn: Connection, token: str) -> list[RecordingRow]:
+    stmt = select(recordings).where(recordings.c.subject_token == token).order_by(recordings.c.id)
+    return [_recording(r) for r in conn.execute(stmt)]
+
+
+def mark_recordings_shredded(conn: Connection, token: str, now: datetime) -> None:
+    conn.execute(update(recordings).where(recordings.c.subject_token == token, recordings.c.shredded_at.is_(None))
+                 .values(shredded_at=now))
+
+
+# -- key rotations ----------------------------------------------------------------------------------
+
+
+def _rotation(row: Any) -> RotationRow:
+    return RotationRow(int(row.to_version), int(row.from_version), str(row.status), int(row.rewrapped))
+
+
+def running_rotation(conn: Connection) -> RotationRow | None:
+    row = conn.execute(select(rotations).where(rotations.c.status == RUNNING)).first()
+    return None if row is None else _rotation(row)
+
+
+def get_rotation(conn: Connection, to_version: int) -> RotationRow:
+    return _rotation(conn.execute(select(rotations).where(rotations.c.to_version == to_version)).one())
+
+
+def newest_rotation_target(conn: Connection) -> int | None:
+    value = conn.execute(select(func.max(rotations.c.to_version))).scalar()
+    return None if value is None else int(value)
+
+
+def insert_rotation(conn: Connection, *, to_version: int, from_version: int, now: datetime) -> None:
+    conn.execute(insert(rotations), [{"to_version": to_version, "from_version": from_version, "status": RUNNING,
+                                      "rewrapped": 0, "started_at": now, "finished_at": None}])
+
+
+def count_rewrapped(conn: Connection, to_version: int, count: int) -> None:
+    conn.execute(update(rotations).where(rotations.c.to_version == to_version)
+                 .values(rewrapped=rotations.c.rewrapped + count))
+
+
+def complete_rotation(conn: Connection, to_version: int, now: datetime) -> None:
+    conn.execute(update(rotations).where(rotations.c.to_version == to_version)
+                 .values(status=COMPLETED, finished_at=now))

@@ -1,0 +1,475 @@
+"""The vault service: create subjects, update, view masked, reveal, search, recordings, shred, rotate.
+
+Callers see tokens and plaintext; the database sees only envelopes, blind indexes and
+wrapped keys (:mod:`vault.sealing`, :mod:`vault.datakeys`). Every method takes the
+authenticated :class:`~identity.principal.Principal`, asks the :class:`Authorizer`, and
+leaves an audit entry.
+
+Ordering with the audit log. ``AuditLog.record`` commits on its own (an entry is durable
+when it returns), so a vault write and its entry can never share one transaction. The
+rule is: **the entry first, then the effect**. The log may over-report (an entry for an
+update whose write then failed), never under-report:
+
+- reveal, masked view, search, playback: the access entry is appended before anything is
+  decrypted or returned; if the append raises, nothing is revealed;
+- create, update, shred, store a recording: everything is prepared (validated, sealed,
+  encrypted into a blob no row points to yet), the entry appended, then the rows written;
+- a refused decision is logged (``decision: deny``) and raised as PermissionDeniedError.
+
+Transactions. Each operation runs its own short transactions (``write_connection`` for
+writes) instead of joining a caller's: the audit sequencer takes the database write lock
+from its own connection, so on SQLite a caller holding a write transaction across an
+append would wait on itself until the busy timeout. A write never spans an append.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Final
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from audit.events import (
+    AuditEvent,
+    RecordingAccessPayload,
+    RecordingPayload,
+    VaultAccessPayload,
+    VaultSearchPayload,
+    VaultSubjectPayload,
+    build_event,
+    sealed_b64,
+)
+from audit.service import AuditLog
+from core.clock import SYSTEM_CLOCK, Clock
+from core.db import write_connection
+from core.errors import ConflictError, InvalidInputError, PermissionDeniedError
+from core.logging import get_logger
+from identity.principal import Principal
+from policies.authorizer import Authorizer, Decision, Resource
+from vault import repository
+from vault.blind_index import BlindIndexer
+from vault.blobs import BlobNotFoundError, BlobStore, decrypt_stream, encrypt_stream
+from vault.datakeys import DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL, DataKeyCache, DataKeys, NewDataKey
+from vault.envelope import seal_field
+from vault.errors import KeyProviderError, SubjectNotFoundError
+from vault.fields import FieldCatalogue
+from vault.keys import KeyProvider
+from vault.masking import mask_for
+from vault.models import ACTIVE, SUBJECT_KINDS
+from vault.rotation import KeyRotation, RotationProgress, RotationReport
+from vault.sealing import FieldSealer, FieldValues
+from vault.tokens import RECORDING_PREFIX, SUBJECT_PREFIX, is_token, new_token
+
+__all__ = [
+    "Action",
+    "NewSubject",
+    "RecordingInfo",
+    "ShredReport",
+    "SubjectShreddedError",
+    "VaultService",
+]
+
+log = get_logger(__name__)
+
+SEARCH_LIMIT: Final = 100
+MAX_JUSTIFICATION: Final = 2000
+ERASURE_PURPOSE: Final = "erasure"
+_PURPOSE = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
+_MEDIA_TYPE = re.compile(r"[a-z]+/[a-z0-9][a-z0-9.+-]{0,80}")
+_JUSTIFICATION_FIELD: Final = "~justification"  # envelope label; never a catalogue field name
+
+
+class Action:
+    """The action names the vault asks the authorizer about (the Cedar policies must know them)."""
+
+    CREATE: Final = "create_subject"
+    UPDATE: Final = "update_field"
+    READ_MASKED: Final = "read_masked"
+    REVEAL: Final = "reveal"
+    SEARCH: Final = "search"
+    STORE_RECORDING: Final = "store_recording"
+    PLAY_RECORDING: Final = "play_recording"
+    SHRED: Final = "shred"
+
+
+class SubjectShreddedError(SubjectNotFoundError):
+    """The subject was crypto-shredded: its data can never be read again."""
+
+    status = 410
+    code = "subject-shredded"
+    title = "Subject shredded"
+
+
+@dataclass(frozen=True)
+class NewSubject:
+    """One subject to create: its kind and field values, and the caller's idempotency key."""
+
+    kind: str
+    fields: FieldValues
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordingInfo:
+    recording_id: str
+    subject: str
+    sha256: str
+    size: int
+    media_type: str
+
+
+@dataclass(frozen=True)
+class ShredReport:
+    subject: str
+    fields: list[str] = field(default_factory=list)
+    recordings: list[str] = field(default_factory=list)
+    already_shredded: bool = False
+
+
+@dataclass
+class _Prepared:
+    kind: str
+    values: dict[str, list[str]]
+    idempotency_hash: bytes | None
+    request_hash: bytes | None
+    token: str = ""  # set for a retry (the earlier token) or once created
+
+
+class VaultService:
+    """Sealed personal data of subjects, behind authorisation and the audit log."""
+
+    def __init__(
+        self, engine: Engine, key_provider: KeyProvider, audit: AuditLog, authorizer: Authorizer,
+        catalogue: FieldCatalogue, clock: Clock = SYSTEM_CLOCK, blob_store: BlobStore | None = None, *,
+        cache_ttl: float = DEFAULT_CACHE_TTL, cache_size: int = DEFAULT_CACHE_SIZE,
+        resource_for: Callable[[str], Resource] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.audit = audit
+        self.authorizer = authorizer
+        self.catalogue = catalogue
+        self.clock = clock
+        self.blob_store = blob_store
+        self.keys = DataKeys(key_provider, DataKeyCache(clock, ttl=cache_ttl, max_entries=cache_size))
+        self.sealer = FieldSealer(catalogue, BlindIndexer(key_provider.index_key()))
+        self._resource_for = resource_for or (lambda token: Resource("subject", token))
+
+    # -- creating and changing -----------------------------------------------------------------
+
+    def create_subject(self, principal: Principal, kind: str, fields: FieldValues,
+                       idempotency_key: str | None = None) -> str:
+        """Seal a new subject's fields; returns its token. A retry with the same key returns the same token."""
+        return self.create_subjects(principal, [NewSubject(kind, fields, idempotency_key)])[0]
+
+    def create_subjects(self, principal: Principal, subjects: Sequence[NewSubject]) -> list[str]:
+        """Create many subjects with one decision, one batch of audit entries and one transaction."""
+        if not subjects:
+            return []
+        prepared = [self._prepare(principal, item) for item in subjects]
+        names = sorted({name for p in prepared for name in p.values})
+        self._require(principal, Action.CREATE, "", purpose=None, fields=names)
+        self._resolve_retries(prepared)
+        fresh: list[tuple[_Prepared, NewDataKey]] = []
+        for p in prepared:
+            if not p.token:
+                p.token = new_token(SUBJECT_PREFIX)
+                fresh.append((p, self.keys.new(p.token)))
+        try:
+            self._check_provider_fresh([key.kek_version for _, key in fresh])
+            now = self.clock.now()
+            field_rows = [row for p, key in fresh
+                          for row in self.sealer.rows(p.token, key.key, key.dek_version, p.values, now=now)]
+            self.audit.append_many([(self._event("vault.subject_created", principal, p.token, VaultSubjectPayload(
+                fields=sorted(p.values), subject_kind=p.kind)), None) for p, _ in fresh])
+            with write_connection(self.engine) as conn:
+                repository.insert_subjects(conn, [{
+                    "token": p.token, "kind": p.kind, "status": ACTIVE, "dek_version": key.dek_version,
+                    "idempotency_hash": p.idempotency_hash, "request_hash": p.request_hash,
+                    "created_at": now, "updated_at": now, "shredded_at": None} for p, key in fresh])
+                repository.insert_data_keys(conn, [key.row(now) for _, key in fresh])
+                repository.insert_fields(conn, field_rows)
+        except IntegrityError:
+            self._forget(p.token for p, _ in fresh)
+            raise ConflictError("another request created a subject with the same idempotency key; retry") from None
+        except BaseException:
+            self._forget(p.token for p, _ in fresh)
+            raise
+        return [p.token for p in prepared]
+
+    def update_field(self, principal: Principal, token: str, field: str, values: str | Sequence[str]) -> None:
+        """Replace every value of ``field`` of a subject."""
+        normalised = self.sealer.normalise({field: values})
+        subject = self._active(token)
+        self._require(principal, Action.UPDATE, token, purpose=None, fields=[field])
+        with self.engine.connect() as conn:
+            data_key = self.keys.get(conn, token, subject.dek_version)
+            created = repository.field_created_at(conn, token, field)
+        now = self.clock.now()
+        rows = self.sealer.rows(token, data_key, subject.dek_version, normalised, now=now,
+                                created_at={field: created} if created else None)
+        self.audit.record("vault.field_updated", actor=principal.actor, subject=token,
+                          payload=VaultSubjectPayload(fields=[field], subject_kind=subject.kind))
+        with write_connection(self.engine) as conn:
+            self._active(token, conn)
+            repository.delete_field(conn, token, field)
+            repository.insert_fields(conn, rows)
+            repository.touch_subject(conn, token, now)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def masked_view(self, principal: Principal, token: str, fields: Sequence[str] | None = None, *,
+                    purpose: str | None = None) -> dict[str, list[str]]:
+        """The subject's values as the principal's role sees them without a reveal (no second factor)."""
+        names = None if fields is None else self.sealer.check_names(fields)
+        if purpose is not None:
+            _check_purpose(purpose)
+        subject = self._active(token)
+        decision = self._decide(principal, Action.READ_MASKED, token, purpose=purpose)
+        with self.engine.connect() as conn:
+            rows = repository.select_fields(conn, token, names)
+            data_key = self.keys.get(conn, token, subject.dek_version) if rows and decision.allowed else b""
+        shown = names if names is not None else sorted({row.field for row in rows})
+        if not decision.allowed:
+            self._refuse(principal, Action.READ_MASKED, token, decision, fields=shown, purpose=purpose, view="masked")
+        self._access(principal, Action.READ_MASKED, token, decision, fields=shown, purpose=purpose, view="masked")
+        values = self.sealer.open(token, data_key, rows)
+        role = principal.primary_role
+        return {name: [mask_for(name, role, v, self.catalogue) for v in values.get(name, [])] for name in shown}
+
+    def reveal(self, principal: Principal, token: str, fields: Sequence[str], purpose: str,
+               justification: str | None = None) -> dict[str, list[str]]:
+        """The plaintext values of ``fields``, after an allowed decision and its audit entry (in that order)."""
+        names = self.sealer.check_names(fields)
+        if not names:
+            raise InvalidInputError("name at least one field to reveal")
+        _check_purpose(purpose)
+        if justification is not None and not 0 < len(justification) <= MAX_JUSTIFICATION:
+            raise InvalidInputError(f"a justification has 1 to {MAX_JUSTIFICATION} characters")
+        subject = self._active(token)
+        decision = self._decide(principal, Action.REVEAL, token, purpose=purpose, justification=justification)
+        with self.engine.connect() as conn:
+            data_key = self.keys.get(conn, token, subject.dek_version)
+        sealed = None if justification is None else sealed_b64(seal_field(
+            data_key, justification.encode("utf-8"), subject=token, field=_JUSTIFICATION_FIELD,
+            key_version=subject.dek_version))
+        if not decision.allowed:
+            self._refuse(principal, Action.REVEAL, token, decision, fields=names, purpose=purpose,
+                         justification=sealed)
+        self._access(principal, Action.REVEAL, token, decision, fields=names, purpose=purpose, justification=sealed)
+        with self.engine.connect() as conn:
+            rows = repository.select_fields(conn, token, names)
+        values = self.sealer.open(token, data_key, rows)
+        return {name: values.get(name, []) for name in names}
+
+    def search(self, principal: Principal, field: str, value: str, purpose: str) -> list[str]:
+        """Tokens of active subjects holding exactly ``value`` in ``field`` (by blind index)."""
+        _check_purpose(purpose)
+        index = self.sealer.blind_index(field, value)
+        self._require(principal, Action.SEARCH, "", purpose=purpose, fields=[field])
+        with self.engine.connect() as conn:
+            tokens = repository.tokens_by_blind_index(conn, field, index, SEARCH_LIMIT)
+        self.audit.record("vault.search", actor=principal.actor, payload=VaultSearchPayload(
+            field=field, matches=len(tokens), purpose=purpose, subjects=tokens))
+        return tokens
+
+    # -- recordings ----------------------------------------------------------------------------
+
+    def store_recording(self, principal: Principal, token: str, stream: BinaryIO | Iterable[bytes],
+                        media_type: str) -> RecordingInfo:
+        """Encrypt a recording of the subject into the blob store, segment by segment."""
+        store = self._blobs()
+        if not _MEDIA_TYPE.fullmatch(media_type):
+            raise InvalidInputError("media type must look like type/subtype, e.g. audio/ogg")
+        subject = self._active(token)
+        self._require(principal, Action.STORE_RECORDING, token, purpose=None, fields=[])
+        with self.engine.connect() as conn:
+            data_key = self.keys.get(conn, token, subject.dek_version)
+        info = encrypt_stream(data_key, stream, store, subject=token, blob_id=new_token(RECORDING_PREFIX),
+                              key_version=subject.dek_version)
+        try:
+            self.audit.record("recording.stored", actor=principal.actor, subject=token, payload=RecordingPayload(
+                recording_id=info.blob_id, sha256=info.sha256, size=info.size, media_type=media_type))
+            with write_connection(self.engine) as conn:
+                self._active(token, conn)
+                repository.insert_recording(conn, {
+                    "id": info.blob_id, "subject_token": token, "media_type": media_type, "size": info.size,
+                    "sha256": info.sha256, "dek_version": subject.dek_version, "created_at": self.clock.now(),
+                    "shredded_at": None})
+        except BaseException:
+            store.delete(info.blob_id)
+            raise
+        return RecordingInfo(info.blob_id, token, info.sha256, info.size, media_type)
+
+    def read_recording(self, principal: Principal, token: str, recording_id: str, purpose: str,
+                       start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The plaintext of bytes ``[start, end)`` of a recording, authenticated segment by segment."""
+        store = self._blobs()
+        _check_purpose(purpose)
+        if start < 0 or (end is not None and end < start):
+            raise InvalidInputError(f"invalid byte range [{start}, {end})")
+        self._active(token)
+        recording = None
+        if is_token(recording_id, RECORDING_PREFIX):
+            with self.engine.connect() as conn:
+                recording = repository.get_recording(conn, recording_id)
+        if recording is None or recording.subject_token != token or recording.shredded:
+            raise BlobNotFoundError("this subject has no such recording")
+        decision = self._decide(principal, Action.PLAY_RECORDING, token, purpose=purpose)
+        if not decision.allowed:
+            self._refuse(principal, Action.PLAY_RECORDING, token, decision, fields=[], purpose=purpose,
+                         recording_id=recording_id)
+        with self.engine.connect() as conn:
+            data_key = self.keys.get(conn, token, recording.dek_version)
+        self.audit.record("recording.played", actor=principal.actor, subject=token, payload=RecordingAccessPayload(
+            recording_id=recording_id, purpose=purpose, range_start=start, range_end=end))
+        return decrypt_stream(data_key, store, subject=token, blob_id=recording_id, start=start, end=end)
+
+    # -- shredding and rotation ----------------------------------------------------------------
+
+    def shred(self, principal: Principal, token: str) -> ShredReport:
+        """Crypto-shred a subject: destroy its data keys, blind indexes and recordings. Idempotent."""
+        subject = self._subject(token)
+        self._require(principal, Action.SHRED, token, purpose=ERASURE_PURPOSE, fields=[])
+        with self.engine.connect() as conn:
+            names = repository.field_names(conn, token)
+            recordings = [r.id for r in repository.recordings_of(conn, token)]
+        if not subject.shredded:
+            events = [(self._event("vault.subject_shredded", principal, token, VaultSubjectPayload(
+                fields=names, subject_kind=subject.kind)), None)]
+            events += [(self._event("recording.shredded", principal, token, RecordingAccessPayload(
+                recording_id=rec, purpose=ERASURE_PURPOSE)), None) for rec in recordings]
+            self.audit.append_many(events)
+            with write_connection(self.engine) as conn:
+                repository.delete_data_keys(conn, token)
+                repository.clear_blind_indexes(conn, token)
+                repository.mark_recordings_shredded(conn, token, self.clock.now())
+                repository.mark_shredded(conn, token, self.clock.now())
+        self.keys.forget(token)
+        if self.blob_store is not None:
+            for rec in recordings:
+                try:
+                    self.blob_store.delete(rec)
+                except OSError as exc:  # the key is gone: the blob is unreadable anyway
+                    log.error("vault_blob_delete_failed", subject=token, recording=rec, error=type(exc).__name__)
+        return ShredReport(token, names, recordings, already_shredded=subject.shredded)
+
+    def rotate_keys(self, progress: RotationProgress | None = None, *, batch_size: int = 200) -> RotationReport:
+        """Rewrap every data key under a new KEK version, then retire unused old versions. Resumable."""
+        return KeyRotation(self.engine, self.keys, self.audit, self.clock).run(progress, batch_size=batch_size)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _prepare(self, principal: Principal, item: NewSubject) -> _Prepared:
+        if item.kind not in SUBJECT_KINDS:
+            raise InvalidInputError(f"subject kind must be one of {', '.join(SUBJECT_KINDS)}")
+        values = self.sealer.normalise(item.fields)
+        if not values:
+            raise InvalidInputError("a subject needs at least one field")
+        if item.idempotency_key is None:
+            return _Prepared(item.kind, values, None, None)
+        if not 0 < len(item.idempotency_key) <= 200:
+            raise InvalidInputError("an idempotency key has 1 to 200 characters")
+        digest = hashlib.sha256(b"tarcza/vault/idempotency/v1\0" + principal.id.encode() + b"\0"
+                                + item.idempotency_key.encode()).digest()
+        return _Prepared(item.kind, values, digest, self.sealer.request_hash(item.kind, values))
+
+    def _resolve_retries(self, prepared: Sequence[_Prepared]) -> None:
+        """Give retried requests their earlier token; refuse a key reused for a different request."""
+        keyed = [p for p in prepared if p.idempotency_hash is not None]
+        if not keyed:
+            return
+        with self.engine.connect() as conn:
+            found = repository.subjects_by_idempotency(conn, [p.idempotency_hash for p in keyed
+                                                              if p.idempotency_hash])
+        first: dict[bytes, _Prepared] = {}
+        for p in keyed:
+            assert p.idempotency_hash is not None  # noqa: S101 - filtered above
+            earlier = found.get(p.idempotency_hash)
+            twin = first.setdefault(p.idempotency_hash, p)
+            expected = earlier.request_hash if earlier is not None else twin.request_hash
+            if expected != p.request_hash:
+                raise ConflictError("the idempotency key was already used for a different subject")
+            if earlier is not None:
+                p.token = earlier.token
+            elif twin is not p:
+                raise ConflictError("the same idempotency key appears twice in one request")
+
+    def _check_provider_fresh(self, kek_versions: Sequence[int]) -> None:
+        """Refuse keys wrapped under a KEK version older than the newest rotation (a stale keyfile)."""
+        if not kek_versions:
+            return
+        with self.engine.connect() as conn:
+            newest = repository.newest_rotation_target(conn)
+        if newest is not None and any(v < newest for v in kek_versions):
+            raise KeyProviderError("the key provider is older than the newest key rotation; reopen it (restart)")
+
+    def _forget(self, tokens: Iterable[str]) -> None:
+        for token in tokens:
+            self.keys.forget(token)
+
+    def _subject(self, token: str, conn: Connection | None = None) -> repository.SubjectRow:
+        if not is_token(token, SUBJECT_PREFIX):
+            raise SubjectNotFoundError("no subject has this token")
+        if conn is None:
+            with self.engine.connect() as own:
+                row = repository.get_subject(own, token)
+        else:
+            row = repository.get_subject(conn, token)
+        if row is None:
+            raise SubjectNotFoundError("no subject has this token")
+        return row
+
+    def _active(self, token: str, conn: Connection | None = None) -> repository.SubjectRow:
+        row = self._subject(token, conn)
+        if row.shredded:
+            raise SubjectShreddedError("the subject was shredded; its data can no longer be read")
+        return row
+
+    def _blobs(self) -> BlobStore:
+        if self.blob_store is None:
+            raise KeyProviderError("this vault has no blob store for recordings")
+        return self.blob_store
+
+    def _decide(self, principal: Principal, action: str, token: str, *, purpose: str | None,
+                justification: str | None = None) -> Decision:
+        resource = self._resource_for(token) if token else Resource("subject")
+        return self.authorizer.decide(principal, action, resource, purpose=purpose, now=self.clock.now(),
+                                      justification=justification)
+
+    def _require(self, principal: Principal, action: str, token: str, *, purpose: str | None,
+                 fields: list[str]) -> Decision:
+        decision = self._decide(principal, action, token, purpose=purpose)
+        if not decision.allowed:
+            self._refuse(principal, action, token, decision, fields=fields, purpose=purpose)
+        return decision
+
+    def _access(self, principal: Principal, action: str, token: str, decision: Decision, *, fields: list[str],
+                purpose: str | None, view: str = "full", justification: str | None = None,
+                recording_id: str | None = None) -> None:
+        payload: dict[str, Any] = {
+            "fields": fields, "purpose": purpose or "unspecified", "decision": "allow" if decision.allowed else "deny",
+            "view": view, "break_glass": decision.break_glass, "justification": justification,
+            "reason": None if decision.allowed else decision.rule, "action": action, "recording_id": recording_id}
+        self.audit.record("vault.access", actor=principal.actor, subject=token or None,
+                          payload=VaultAccessPayload.model_validate(payload))
+
+    def _refuse(self, principal: Principal, action: str, token: str, decision: Decision, *, fields: list[str],
+                purpose: str | None, view: str = "full", justification: str | None = None,
+                recording_id: str | None = None) -> None:
+        self._access(principal, action, token, decision, fields=fields, purpose=purpose, view=view,
+                     justification=justification, recording_id=recording_id)
+        log.info("vault_access_denied", action=action, subject=token or None, rule=decision.rule)
+        raise PermissionDeniedError(f"{action} refused by a {decision.rule} rule", rule=decision.rule)
+
+    def _event(self, event_type: str, principal: Principal, token: str, payload: Any) -> AuditEvent:
+        return build_event(event_type, actor=principal.actor, time=self.clock.now(), payload=payload, subject=token)
+
+
+def _check_purpose(purpose: str) -> None:
+    if not isinstance(purpose, str) or not _PURPOSE.fullmatch(purpose):
+        raise InvalidInputError("purpose must be a policy identifier (lower-case letters, digits, _ . : -)")
+
