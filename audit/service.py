@@ -8,7 +8,6 @@ transaction (a refused reveal is still logged). Everything else only reads.
 from __future__ import annotations
 
 import base64
-import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from audit.sequencer import PreparedEntry, Receipt, Sequencer
 from core.clock import SYSTEM_CLOCK, Clock
 from core.db import write_connection
 from core.errors import ConfigurationError, NotFoundError
+from core.files import create_private_file, read_private_file
 from core.logging import get_logger
 
 log = get_logger(__name__)
@@ -108,24 +108,16 @@ class DbVerifyReport:
 def create_log_signer(path: Path, origin: str) -> Signer:
     """Generate the Ed25519 log key into ``path`` (0600, never overwritten)."""
     signer = Signer.generate(origin)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(signer.to_string() + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    if not create_private_file(path, signer.to_string() + "\n"):
+        raise ConfigurationError(f"audit log key {path} already exists; it is never overwritten")
     return signer
 
 
 def load_log_signer(path: Path) -> Signer:
     """Read the log key; refuse a missing file or one readable by others."""
-    if not path.exists():
-        raise ConfigurationError(f"audit log key {path} is missing; run `tarcza init`")
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise ConfigurationError(f"audit log key {path} has permissions {mode:o}; expected 600")
+    text = read_private_file(path, "audit log key")
     try:
-        return Signer.from_string(path.read_text(encoding="ascii").strip())
+        return Signer.from_string(text)
     except CheckpointError:
         raise ConfigurationError(f"audit log key {path} is not a signed-note private key") from None
 
@@ -190,6 +182,15 @@ class AuditLog:
     def append_many(self, events: Sequence[tuple[AuditEvent, str | None]]) -> list[Receipt]:
         """Append several events; they share commits with everyone else's."""
         return self.sequencer.append([PreparedEntry.of(e, k, caller_chose_id=True) for e, k in events])
+
+    def known_idempotency_keys(self, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` earlier appends used.
+
+        For a caller that re-runs a job whose events it cannot rebuild byte for byte (their
+        sealed parts change with every seal): it skips what is logged instead of retrying it.
+        """
+        with self.engine.connect() as conn:
+            return set(repository.find_idempotent(conn, list(keys)))
 
     def size(self) -> int:
         with self.engine.connect() as conn:

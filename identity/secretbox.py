@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from core.files import create_private_file, read_private_file
 from core.settings import Settings
 from identity.errors import IdentityKeyError
 
@@ -69,26 +69,12 @@ class SecretBox:
 
 def create_identity_key(path: Path) -> bool:
     """Create the key file (0600) if it is missing; True if created. Never overwrites."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(KEY_FILE_TAG + base64.b64encode(secrets.token_bytes(KEY_SIZE)).decode() + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    return True
+    return create_private_file(path, KEY_FILE_TAG + base64.b64encode(secrets.token_bytes(KEY_SIZE)).decode() + "\n")
 
 
 def load_secret_box(path: Path) -> SecretBox:
     """Read the identity key; refuse a missing file, one readable by others, or a malformed one."""
-    if not path.exists():
-        raise IdentityKeyError(f"identity key {path} is missing; run `tarcza init`")
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise IdentityKeyError(f"identity key {path} has permissions {mode:o}; expected 600")
-    text = path.read_text(encoding="ascii").strip()
+    text = read_private_file(path, "identity key", IdentityKeyError)
     if not text.startswith(KEY_FILE_TAG):
         raise IdentityKeyError(f"identity key {path} is not a {KEY_FILE_TAG[:-1]} file")
     try:

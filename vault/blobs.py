@@ -58,6 +58,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from core.errors import ConflictError, InvalidInputError, NotFoundError
+from core.files import fsync_directory
 from vault.errors import VaultDecryptError, VaultError
 
 __all__ = [
@@ -157,14 +158,6 @@ class BlobStore(ABC):
         """Whether a blob with this id exists."""
 
 
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class LocalBlobStore(BlobStore):
     """Blobs as files (mode 0600) in one directory (created with mode 0700)."""
 
@@ -201,7 +194,7 @@ class LocalBlobStore(BlobStore):
             self._link_into_place(temporary, final, blob_id)
         finally:
             temporary.unlink(missing_ok=True)
-        _fsync_directory(self.root)
+        fsync_directory(self.root)
 
     @staticmethod
     def _link_into_place(temporary: Path, final: Path, blob_id: str) -> None:
@@ -231,7 +224,7 @@ class LocalBlobStore(BlobStore):
 
     def delete(self, blob_id: str) -> None:
         self._path(blob_id).unlink(missing_ok=True)
-        _fsync_directory(self.root)
+        fsync_directory(self.root)
 
     def exists(self, blob_id: str) -> bool:
         return os.path.lexists(self._path(blob_id))

@@ -58,6 +58,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from pkcs11 import exceptions as p11
 
+from core.files import fsync_directory
 from vault.errors import KeyProviderError, VaultDecryptError
 
 __all__ = [
@@ -434,14 +435,6 @@ def _read_keyfile(path: Path) -> tuple[bytes, int]:
         os.close(fd)
 
 
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_temporary(final: Path, data: bytes, mode: int) -> Path:
     """Write ``data`` to a fresh file (O_EXCL, ``mode``) beside ``final``, fsynced."""
     while True:
@@ -490,7 +483,7 @@ def _create_exclusively(path: Path, data: bytes) -> None:
             os.rename(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
 
 
 def _replace_atomically(path: Path, data: bytes, mode: int) -> None:
@@ -500,7 +493,7 @@ def _replace_atomically(path: Path, data: bytes, mode: int) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
 
 
 class LocalKeyfileProvider(_SoftwareKeyProvider):
