@@ -89,4 +89,5 @@ def _capability_routers() -> list[APIRouter]:
 ROUTER_MODULES: tuple[str, ...] = (
     "api.routers.audit",
     "api.routers.identity",
+    "api.routers.vault",
 )

@@ -63,7 +63,10 @@ def index_input(field: str, kind: str, normalised_value: str) -> bytes:
     names are folded with :func:`_fold_name`. The value is normalised again first, so a
     caller that passes a raw value gets the same index, or an ``InvalidFieldValueError``.
     """
-    canonical = normalise(field, kind, normalised_value)
+    return _fold(kind, normalise(field, kind, normalised_value))
+
+
+def _fold(kind: str, canonical: str) -> bytes:
     if kind in _NAME_KINDS:
         canonical = _fold_name(canonical)
     elif kind == "email":
@@ -108,6 +111,16 @@ class BlindIndexer:
 
     def compute(self, field: str, kind: str, normalised_value: str) -> bytes:
         """The blind index of a value of ``field``: truncated HMAC-SHA-256."""
-        message = index_input(field, kind, normalised_value)
-        digest = hmac.new(self.field_key(field), message, hashlib.sha256).digest()
-        return digest[: self.truncate]
+        return self._digest(field, index_input(field, kind, normalised_value))
+
+    def compute_canonical(self, field: str, kind: str, canonical_value: str) -> bytes:
+        """:meth:`compute` for a value that :func:`~vault.validators.normalise` has just returned.
+
+        Skips the defensive re-normalisation (for a phone number, most of the cost), so it
+        must only see values straight from ``normalise`` for the same field and kind: the
+        vault's sealer, which normalises every value before it seals and indexes it.
+        """
+        return self._digest(field, _fold(kind, canonical_value))
+
+    def _digest(self, field: str, message: bytes) -> bytes:
+        return hmac.digest(self.field_key(field), message, "sha256")[: self.truncate]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, delete, func, insert, select, update
+from sqlalchemy import Connection, DateTime, Table, delete, func, insert, select, update
 
 from vault.models import (
     ACTIVE,
@@ -90,9 +90,41 @@ def _subject(row: Any) -> SubjectRow:
 # -- subjects ---------------------------------------------------------------------------------------
 
 
+def _insert_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT ``rows`` (dicts with the same keys) with one driver-level executemany.
+
+    The bulk paths write thousands of rows per transaction, and SQLAlchemy's per-row
+    parameter processing cost more than the database itself. So values go to the driver
+    as they are (bytes, text, integers), except times, which go through the column type's
+    own bind processor (text on SQLite), once per distinct value: a batch shares one ``now``.
+    """
+    if not rows:
+        return
+    columns = list(rows[0])
+    times = [isinstance(table.c[c].type, DateTime) for c in columns]
+    to_db = DateTime(timezone=True).dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    if to_db is None or not any(times):
+        tuples = [tuple(row[c] for c in columns) for row in rows]
+    else:
+        seen: dict[datetime, Any] = {}
+
+        def time(value: datetime | None) -> Any:
+            if value is None:
+                return None
+            out = seen.get(value)
+            if out is None:
+                out = seen[value] = to_db(value)
+            return out
+
+        pairs = list(zip(columns, times, strict=True))
+        tuples = [tuple(time(row[c]) if is_time else row[c] for c, is_time in pairs) for row in rows]
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    names, marks = ", ".join(columns), ", ".join([mark] * len(columns))
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", tuples)  # noqa: S608 - model names
+
+
 def insert_subjects(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(insert(subjects), list(rows))
+    _insert_many(conn, subjects, rows)
 
 
 def get_subject(conn: Connection, token: str) -> SubjectRow | None:
@@ -125,8 +157,7 @@ def mark_shredded(conn: Connection, token: str, now: datetime) -> bool:
 
 
 def insert_data_keys(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(insert(data_keys), list(rows))
+    _insert_many(conn, data_keys, rows)
 
 
 def get_data_key(conn: Connection, token: str, dek_version: int) -> DataKeyRow | None:
@@ -142,9 +173,14 @@ def delete_data_keys(conn: Connection, token: str) -> int:
 
 
 def keys_not_at(conn: Connection, kek_version: int, limit: int) -> list[DataKeyRow]:
-    """Up to ``limit`` data keys wrapped under another KEK version than ``kek_version``."""
+    """Up to ``limit`` data keys wrapped under another KEK version than ``kek_version``.
+
+    In the order of ``ix_vault_data_keys_kek_version``, so older versions come first and a
+    rotation's next batch is at the start of the index, whatever it has rewrapped already
+    (ordered by token instead, every batch rescanned the keys done before it: quadratic).
+    """
     stmt = (select(data_keys).where(data_keys.c.kek_version != kek_version)
-            .order_by(data_keys.c.subject_token, data_keys.c.dek_version).limit(limit))
+            .order_by(data_keys.c.kek_version, data_keys.c.subject_token, data_keys.c.dek_version).limit(limit))
     return [DataKeyRow(str(r.subject_token), int(r.dek_version), int(r.kek_version), bytes(r.wrapped))
             for r in conn.execute(stmt)]
 
@@ -154,26 +190,39 @@ def count_keys_not_at(conn: Connection, kek_version: int) -> int:
     return int(conn.execute(stmt).scalar_one())
 
 
-def rewrap_key(conn: Connection, key: DataKeyRow, kek_version: int, wrapped: bytes, now: datetime) -> bool:
-    """Store a rewrapped key, only if the row still holds what ``key`` read (it may have been shredded)."""
-    result = conn.execute(
-        update(data_keys)
-        .where(data_keys.c.subject_token == key.subject_token, data_keys.c.dek_version == key.dek_version,
-               data_keys.c.kek_version == key.kek_version)
-        .values(kek_version=kek_version, wrapped=wrapped, rewrapped_at=now))
-    return result.rowcount == 1
+def rewrap_keys(conn: Connection, rewrapped: Sequence[tuple[DataKeyRow, int, bytes]], now: datetime) -> int:
+    """Store rewrapped keys ``(key as read, new KEK version, new wrapped bytes)`` in one executemany.
+
+    A row is changed only if it still holds what was read (a concurrent shred or rotation
+    wins); returns how many were stored.
+    """
+    if not rewrapped:
+        return 0
+    to_db = DateTime(timezone=True).dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    when = to_db(now) if to_db is not None else now
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (f"UPDATE {data_keys.name} SET kek_version = {mark}, wrapped = {mark}, rewrapped_at = {mark} "  # noqa: S608
+           f"WHERE subject_token = {mark} AND dek_version = {mark} AND kek_version = {mark}")
+    params = [(version, wrapped, when, key.subject_token, key.dek_version, key.kek_version)
+              for key, version, wrapped in rewrapped]
+    return int(conn.exec_driver_sql(sql, params).rowcount)
 
 
 def kek_versions_in_use(conn: Connection) -> set[int]:
     return {int(v) for v in conn.execute(select(data_keys.c.kek_version).distinct()).scalars()}
 
 
+def count_keys_by_kek_version(conn: Connection) -> dict[int, int]:
+    """How many wrapped data keys each KEK version wraps."""
+    stmt = select(data_keys.c.kek_version, func.count()).group_by(data_keys.c.kek_version)
+    return {int(version): int(count) for version, count in conn.execute(stmt)}
+
+
 # -- fields -----------------------------------------------------------------------------------------
 
 
 def insert_fields(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(insert(fields), list(rows))
+    _insert_many(conn, fields, rows)
 
 
 def select_fields(conn: Connection, token: str, names: Iterable[str] | None = None) -> list[FieldRow]:

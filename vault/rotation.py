@@ -45,8 +45,9 @@ from identity.principal import SYSTEM
 from vault import repository
 from vault.datakeys import DataKeys
 from vault.errors import KeyProviderError
+from vault.keys import KeyProvider
 
-__all__ = ["KeyRotation", "RotationProgress", "RotationReport"]
+__all__ = ["KeyRotation", "KeyStatus", "RotationProgress", "RotationReport", "key_status"]
 
 log = get_logger(__name__)
 
@@ -65,6 +66,33 @@ class RotationReport:
     def to_json(self) -> dict[str, object]:
         return {"from_version": self.from_version, "to_version": self.to_version, "rewrapped": self.rewrapped,
                 "retired": self.retired, "resumed": self.resumed}
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    """The KEK versions of the provider, how many data keys each wraps, and a rotation in progress."""
+
+    current_version: int
+    provider_versions: list[int]
+    keys_by_version: dict[int, int]  # KEK version -> wrapped data keys (versions no key uses are absent)
+    running: repository.RotationRow | None = None
+
+    def to_json(self) -> dict[str, object]:
+        running = None if self.running is None else {
+            "from_version": self.running.from_version, "to_version": self.running.to_version,
+            "rewrapped": self.running.rewrapped,
+            "remaining": sum(n for v, n in self.keys_by_version.items() if v != self.running.to_version)}
+        return {"current_version": self.current_version, "provider_versions": self.provider_versions,
+                "keys_by_version": {str(v): n for v, n in sorted(self.keys_by_version.items())},
+                "rotation_running": running}
+
+
+def key_status(engine: Engine, provider: KeyProvider) -> KeyStatus:
+    """What :class:`KeyStatus` says, read from the database and the provider (no key is used)."""
+    with engine.connect() as conn:
+        counts = repository.count_keys_by_kek_version(conn)
+        running = repository.running_rotation(conn)
+    return KeyStatus(provider.current_version(), sorted(provider.versions()), counts, running)
 
 
 class KeyRotation:
@@ -105,8 +133,7 @@ class KeyRotation:
                 raise KeyProviderError("the current KEK version changed during the rotation; run it again")
             now = self.clock.now()
             with write_connection(self.engine) as conn:
-                stored = sum(repository.rewrap_key(conn, row, version, wrapped, now)
-                             for row, version, wrapped in rewrapped)
+                stored = repository.rewrap_keys(conn, rewrapped, now)
                 repository.count_rewrapped(conn, rotation.to_version, stored)
             done += stored
             if progress is not None:

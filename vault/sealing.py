@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from vault.blind_index import BlindIndexer
-from vault.envelope import open_field, seal_field
+from vault.envelope import open_field, seal_fields
 from vault.errors import InvalidFieldValueError, VaultDecryptError
 from vault.fields import FieldCatalogue
 from vault.repository import FieldRow
@@ -81,14 +81,14 @@ class FieldSealer:
              now: datetime, created_at: Mapping[str, datetime] | None = None) -> list[dict[str, Any]]:
         """Rows for ``vault_fields``: one per (already normalised) value, sealed and blind-indexed."""
         rows: list[dict[str, Any]] = []
+        plain = [(name, value.encode("utf-8")) for name, items in values.items() for value in items]
+        envelopes = iter(seal_fields(data_key, plain, subject=subject, key_version=dek_version))
         for name, items in values.items():
             spec = self.catalogue.get(name)
             created = (created_at or {}).get(name, now)
             for seq, value in enumerate(items):
-                envelope = seal_field(data_key, value.encode("utf-8"), subject=subject, field=name,
-                                      key_version=dek_version)
-                index = self.indexer.compute(name, spec.kind, value) if spec.blind_index else None
-                rows.append({"subject_token": subject, "field": name, "seq": seq, "envelope": envelope,
+                index = self.indexer.compute_canonical(name, spec.kind, value) if spec.blind_index else None
+                rows.append({"subject_token": subject, "field": name, "seq": seq, "envelope": next(envelopes),
                              "blind_index": index, "created_at": created, "updated_at": now})
         return rows
 

@@ -34,6 +34,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from audit.events import (
+    Actor,
     AuditEvent,
     RecordingAccessPayload,
     RecordingPayload,
@@ -60,7 +61,7 @@ from vault.fields import FieldCatalogue
 from vault.keys import KeyProvider
 from vault.masking import mask_for
 from vault.models import ACTIVE, SUBJECT_KINDS
-from vault.rotation import KeyRotation, RotationProgress, RotationReport
+from vault.rotation import KeyRotation, KeyStatus, RotationProgress, RotationReport, key_status
 from vault.sealing import FieldSealer, FieldValues
 from vault.tokens import RECORDING_PREFIX, SUBJECT_PREFIX, is_token, new_token
 
@@ -71,6 +72,7 @@ __all__ = [
     "ShredReport",
     "SubjectShreddedError",
     "VaultService",
+    "event_field_label",
 ]
 
 log = get_logger(__name__)
@@ -81,6 +83,7 @@ ERASURE_PURPOSE: Final = "erasure"
 _PURPOSE = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
 _MEDIA_TYPE = re.compile(r"[a-z]+/[a-z0-9][a-z0-9.+-]{0,80}")
 _JUSTIFICATION_FIELD: Final = "~justification"  # envelope label; never a catalogue field name
+_EVENT_FIELD_PREFIX: Final = "~event:"  # envelope labels of values sealed for audit events
 
 
 class Action:
@@ -276,6 +279,28 @@ class VaultService:
             field=field, matches=len(tokens), purpose=purpose, subjects=tokens))
         return tokens
 
+    # -- sealing for the audit log -----------------------------------------------------------------
+
+    def seal_for_event(self, token: str, field: str, value: str) -> bytes:
+        """Seal one value of catalogue ``field`` under the subject's key, for an audit event's payload.
+
+        Personal parts of an event (a contact's notes, a visit's GPS position) enter the log
+        only sealed (``audit.events.Sealed``; encode the bytes with ``sealed_b64``). The value
+        is validated and normalised as the field's stored values are, and sealed under the
+        label :func:`event_field_label`, so an event's envelope never opens as a stored field
+        of the subject, nor the other way round; shredding the subject makes it unreadable
+        with the rest. Nothing is decrypted or shown, so no decision is asked and no entry is
+        written here: the event that carries the bytes is the entry.
+        """
+        if not isinstance(value, str):
+            raise InvalidInputError("seal one value (text) at a time")
+        normalised = self.sealer.normalise({field: value})[field][0]
+        subject = self._active(token)
+        with self.engine.connect() as conn:
+            data_key = self.keys.get(conn, token, subject.dek_version)
+        return seal_field(data_key, normalised.encode("utf-8"), subject=token, field=event_field_label(field),
+                          key_version=subject.dek_version)
+
     # -- recordings ----------------------------------------------------------------------------
 
     def store_recording(self, principal: Principal, token: str, stream: BinaryIO | Iterable[bytes],
@@ -312,12 +337,7 @@ class VaultService:
         if start < 0 or (end is not None and end < start):
             raise InvalidInputError(f"invalid byte range [{start}, {end})")
         self._active(token)
-        recording = None
-        if is_token(recording_id, RECORDING_PREFIX):
-            with self.engine.connect() as conn:
-                recording = repository.get_recording(conn, recording_id)
-        if recording is None or recording.subject_token != token or recording.shredded:
-            raise BlobNotFoundError("this subject has no such recording")
+        recording = self._recording(token, recording_id)
         decision = self._decide(principal, Action.PLAY_RECORDING, token, purpose=purpose)
         if not decision.allowed:
             self._refuse(principal, Action.PLAY_RECORDING, token, decision, fields=[], purpose=purpose,
@@ -327,6 +347,17 @@ class VaultService:
         self.audit.record("recording.played", actor=principal.actor, subject=token, payload=RecordingAccessPayload(
             recording_id=recording_id, purpose=purpose, range_start=start, range_end=end))
         return decrypt_stream(data_key, store, subject=token, blob_id=recording_id, start=start, end=end)
+
+    def recording_info(self, token: str, recording_id: str) -> RecordingInfo:
+        """What is known of a recording without opening it: size, SHA-256 and media type.
+
+        No decision and no audit entry: these are the facts already in the recording's
+        ``recording.stored`` entry, and nothing is decrypted. The HTTP layer needs the size to
+        answer a ``Range`` request before asking for the bytes with :meth:`read_recording`.
+        """
+        self._active(token)
+        row = self._recording(token, recording_id)
+        return RecordingInfo(row.id, token, row.sha256, row.size, row.media_type)
 
     # -- shredding and rotation ----------------------------------------------------------------
 
@@ -357,9 +388,19 @@ class VaultService:
                     log.error("vault_blob_delete_failed", subject=token, recording=rec, error=type(exc).__name__)
         return ShredReport(token, names, recordings, already_shredded=subject.shredded)
 
-    def rotate_keys(self, progress: RotationProgress | None = None, *, batch_size: int = 200) -> RotationReport:
-        """Rewrap every data key under a new KEK version, then retire unused old versions. Resumable."""
-        return KeyRotation(self.engine, self.keys, self.audit, self.clock).run(progress, batch_size=batch_size)
+    def rotate_keys(self, progress: RotationProgress | None = None, *, batch_size: int = 200,
+                    actor: Actor | None = None) -> RotationReport:
+        """Rewrap every data key under a new KEK version, then retire unused old versions. Resumable.
+
+        No decision is asked here: the caller (an HTTP route allowed ``keys.rotate``, or the local
+        operator) has decided. ``actor`` is who the ``vault.key_rotated`` entry names (default: Tarcza).
+        """
+        return KeyRotation(self.engine, self.keys, self.audit, self.clock, actor).run(progress,
+                                                                                      batch_size=batch_size)
+
+    def key_status(self) -> KeyStatus:
+        """The provider's KEK versions, those wrapped data keys use, and any rotation in progress."""
+        return key_status(self.engine, self.keys.provider)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -429,6 +470,15 @@ class VaultService:
             raise SubjectShreddedError("the subject was shredded; its data can no longer be read")
         return row
 
+    def _recording(self, token: str, recording_id: str) -> repository.RecordingRow:
+        recording = None
+        if is_token(recording_id, RECORDING_PREFIX):
+            with self.engine.connect() as conn:
+                recording = repository.get_recording(conn, recording_id)
+        if recording is None or recording.subject_token != token or recording.shredded:
+            raise BlobNotFoundError("this subject has no such recording")
+        return recording
+
     def _blobs(self) -> BlobStore:
         if self.blob_store is None:
             raise KeyProviderError("this vault has no blob store for recordings")
@@ -467,6 +517,11 @@ class VaultService:
 
     def _event(self, event_type: str, principal: Principal, token: str, payload: Any) -> AuditEvent:
         return build_event(event_type, actor=principal.actor, time=self.clock.now(), payload=payload, subject=token)
+
+
+def event_field_label(field: str) -> str:
+    """The envelope label of a value of ``field`` sealed for an audit event (not a catalogue name)."""
+    return f"{_EVENT_FIELD_PREFIX}{field}"
 
 
 def _check_purpose(purpose: str) -> None:

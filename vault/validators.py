@@ -97,6 +97,8 @@ def _strip_separators(value: str) -> str:
 
 
 def _check_text_characters(field: str, value: str) -> None:
+    if value.isprintable():  # no character of category C (nor Z, but a space), so nothing to refuse
+        return
     for ch in value:
         if ch in _ALLOWED_SPACE or unicodedata.category(ch) == "Zs":
             continue

@@ -126,6 +126,9 @@ CAPABILITY_COMMANDS: tuple[tuple[str, str], ...] = (
     ("api.cli.identity", "user"),
     ("api.cli.identity:client_app", "client"),
     ("api.cli.identity:login_app", "login"),
+    ("api.cli.demo", "demo"),
+    ("api.cli.vault:subject_app", "subject"),
+    ("api.cli.vault:keys_app", "keys"),
 )
 
 

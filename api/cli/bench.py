@@ -56,3 +56,37 @@ def bench_audit(
         results = audit.run(url, entries_n=entries, verify_n=verify_entries, singles=singles,
                             progress=None if as_json else (lambda m: err_console.print(m, style="dim")))
     _emit("audit", backend, results, as_json)
+
+
+@app.command("vault")
+def bench_vault(
+    backend: Backend = "sqlite", as_json: AsJson = False, pg_admin_url: PgAdmin = DEFAULT_PG_ADMIN,
+    subjects: Annotated[int, typer.Option(
+        help="Subjects sealed (10 fields each) and searched among (the issue's full size: 1000000).",
+        min=1000)] = 20_000,
+    reveals: Annotated[int, typer.Option(help="Reveals of 10 fields, with 1 and with 8 callers.", min=10)] = 1000,
+    lookups: Annotated[int, typer.Option(help="Lookups by PESEL for the latency percentiles.", min=10)] = 1000,
+    batch: Annotated[int, typer.Option(help="Subjects per bulk create and keys per rewrap transaction.",
+                                       min=1, max=10_000)] = 1000,
+) -> None:
+    """Seal-and-store, reveal, blind-index lookup and KEK rewrap rates, each next to plain SQL."""
+    from bench import vault
+
+    _check_backend(backend)
+    with bench_database(backend, pg_admin_url) as url:
+        results = vault.run(url, subjects=subjects, reveals=reveals, lookups=lookups, batch=batch,
+                            progress=None if as_json else (lambda m: err_console.print(m, style="dim")))
+    _emit("vault", backend, results, as_json)
+
+
+@app.command("policies")
+def bench_policies(
+    backend: Backend = "sqlite", as_json: AsJson = False,
+    size: Annotated[list[int] | None, typer.Option(
+        help="Decisions per measured run; repeat for several sizes (default 1000 and 10000).", min=1)] = None,
+) -> None:
+    """Cedar decisions per second (whole decide, and Cedar alone) next to a plain Python role check."""
+    from bench import policies
+
+    _check_backend(backend)
+    _emit("policies", backend, policies.results(backend, tuple(size or (1_000, 10_000))), as_json)

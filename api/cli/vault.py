@@ -1,0 +1,428 @@
+"""``tarcza subject`` (the vault through a server's HTTP API) and ``tarcza keys`` (this machine's keys).
+
+``subject`` commands are people at the CLI: they call a running server with the session
+that ``tarcza login`` stored (``~/.config/tarcza/session`` or ``TARCZA_SESSION_FILE``), so the
+second factor, the policies and the audit log apply exactly as over HTTP. A refusal prints
+the server's problem detail on one ``error:`` line and exits 1. Values are printed to
+stdout only (``reveal``, ``show``), never logged.
+
+``keys`` commands are the local operator's, like ``tarcza user``: they open this machine's
+key provider and database directly. ``keys rotate`` runs as the principal
+``operator:<OS user>`` (kind ``system``, which the policies' ``role.system`` permits; the
+decision is still asked) and the ``vault.key_rotated`` entry names that operator. With the
+local keyfile, rotate with the server stopped (or through ``POST /v1/keys/rotate``, which
+rotates inside the server): a running server keeps the old key versions in memory
+(docs/adr/0004-vault-envelope-and-keys.md).
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.client import HTTPResponse
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
+
+import typer
+from rich.table import Table
+
+from api.cli.common import console, err_console, runtime
+from api.cli.identity import operator_actor, session_file
+from core.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    InvalidInputError,
+    PermissionDeniedError,
+    TarczaError,
+)
+
+if TYPE_CHECKING:
+    from identity.principal import Principal
+
+subject_app = typer.Typer(no_args_is_help=True, help="Subjects in the PII vault, through a running server's API "
+                          "(log in first with `tarcza login --server URL`).")
+keys_app = typer.Typer(no_args_is_help=True, help="Key-encryption keys of this machine's vault: rotate, status.")
+
+_CHUNK = 64 * 1024
+
+
+def _echo(text: str) -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+# -- talking to the server ------------------------------------------------------------------------
+
+
+class ServerError(TarczaError):
+    """The server answered with a problem (4xx/5xx); the message is its detail."""
+
+    code = "server-error"
+    title = "Server error"
+
+
+def _problem_message(status: int, problem: dict[str, Any]) -> str:
+    detail = str(problem.get("detail") or problem.get("title") or "no detail")
+    errors = problem.get("errors")
+    if isinstance(errors, list) and errors:  # request validation: where, never what
+        detail += ": " + "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', [])[1:]) or 'request'} {e.get('msg', '')}".strip()
+            for e in errors[:3] if isinstance(e, dict))
+    rule = problem.get("rule")
+    if rule:
+        detail += f" (rule: {rule})"
+    return f"HTTP {status}: {detail}"
+
+
+@dataclass(frozen=True)
+class ApiSession:
+    """A server's base URL and the bearer token ``tarcza login`` stored for it."""
+
+    server: str
+    token: str
+
+    @classmethod
+    def load(cls, server: str | None) -> ApiSession:
+        path = session_file()
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise AuthenticationError("not logged in; run `tarcza login --server URL` first") from None
+        except (OSError, ValueError):
+            raise ConfigurationError(f"the session file {path} cannot be read; log in again") from None
+        stored = str(saved.get("server") or "").rstrip("/")
+        wanted = (server or stored).rstrip("/")
+        if not wanted.startswith(("http://", "https://")):
+            raise InvalidInputError("--server must be an http:// or https:// URL")
+        if wanted != stored or not saved.get("token"):
+            raise AuthenticationError(f"no session for {wanted}; run `tarcza login --server {wanted}`")
+        return cls(wanted, str(saved["token"]))
+
+    @contextmanager
+    def request(self, method: str, path: str, *, body: dict[str, Any] | None = None, data: BinaryIO | None = None,
+                headers: dict[str, str] | None = None, query: dict[str, str] | None = None,
+                ) -> Iterator[HTTPResponse]:
+        """Send one request; yield the response (2xx), or raise the problem as a one-line error."""
+        url = self.server + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
+        sent: dict[str, str] = {"Authorization": f"Bearer {self.token}", "Accept": "application/json",
+                                **(headers or {})}
+        payload: bytes | BinaryIO | None = data
+        if body is not None:
+            payload = json.dumps(body).encode("utf-8")
+            sent["Content-Type"] = "application/json"
+        request = urllib.request.Request(url, data=payload, method=method, headers=sent)  # noqa: S310 - http(s)
+        try:
+            response = urllib.request.urlopen(request, timeout=120)  # noqa: S310 - http(s), checked in load()
+        except urllib.error.HTTPError as exc:
+            raise self._problem(exc) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise ConfigurationError(f"cannot reach {self.server}: {getattr(exc, 'reason', exc)}") from None
+        with response:
+            yield response
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        with self.request(method, path, **kwargs) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else None
+
+    def _problem(self, exc: urllib.error.HTTPError) -> TarczaError:
+        try:
+            problem = json.loads(exc.read() or b"{}")
+        except ValueError:
+            problem = {}
+        if not isinstance(problem, dict):
+            problem = {}
+        message = _problem_message(exc.code, problem or {"detail": exc.reason})
+        if exc.code == 401:
+            return AuthenticationError(f"{message}; log in again with `tarcza login --server {self.server}`")
+        if exc.code == 403:
+            if problem.get("rule") == "second_factor":
+                message += "; verify the second factor again (`tarcza login`, or --code on this command)"
+            return PermissionDeniedError(message)
+        return ServerError(message)
+
+    def step_up(self, code: str) -> None:
+        """Verify a TOTP code again, so that actions needing a fresh second factor are allowed."""
+        self.json("POST", "/v1/auth/step-up", body={"totp_code": code})
+
+
+def _subject_path(token: str, *rest: str) -> str:
+    return "/".join(["/v1/subjects", urllib.parse.quote(token, safe=""), *(urllib.parse.quote(p, safe="")
+                                                                          for p in rest)])
+
+
+def _parse_fields(pairs: list[str]) -> dict[str, list[str]]:
+    """``name=value`` options as {name: [values]} (a name given twice holds two values)."""
+    out: dict[str, list[str]] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise InvalidInputError("give fields as --field name=value")  # the value is not echoed
+        out.setdefault(name.strip(), []).append(value)
+    return out
+
+
+def _print_fields(values: dict[str, list[str]], as_json: bool, title: str) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(values, indent=2, ensure_ascii=False) + "\n")
+        return
+    table = Table("field", title)
+    for name, items in values.items():
+        table.add_row(name, "\n".join(items) if items else "-")
+    console.print(table)
+
+
+ServerOpt = Annotated[str | None, typer.Option(help="Server base URL (default: the one `tarcza login` used).")]
+PurposeOpt = Annotated[str, typer.Option(help="Why: a purpose of policies/authorisation.yaml, e.g. debt_collection.")]
+CodeOpt = Annotated[str | None, typer.Option("--code", help="TOTP code: step up first (a reveal needs a second "
+                                             "factor verified in the last 10 minutes).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+# -- tarcza subject -------------------------------------------------------------------------------
+
+
+@subject_app.command("create")
+def subject_create(
+    field: Annotated[list[str] | None, typer.Option("--field", "-f", help="name=value (repeat; a name twice gives "
+                                                    "a multi-valued field two values).")] = None,
+    fields_json: Annotated[Path | None, typer.Option(help="Read {name: value | [values]} from this JSON file "
+                                                     "('-': stdin), keeping values out of the process list.")] = None,
+    kind: Annotated[str, typer.Option(help="debtor or third_party.")] = "debtor",
+    idempotency_key: Annotated[str | None, typer.Option(help="Retrying with the same key creates one subject.")]
+    = None,
+    server: ServerOpt = None,
+) -> None:
+    """Create a subject with its fields sealed in the vault; prints its token."""
+    values: dict[str, Any] = {name: items[0] if len(items) == 1 else items
+                              for name, items in _parse_fields(field or []).items()}
+    if fields_json is not None:
+        text = sys.stdin.read() if str(fields_json) == "-" else fields_json.read_text(encoding="utf-8")
+        try:
+            loaded = json.loads(text)
+        except ValueError:
+            raise InvalidInputError("--fields-json is not valid JSON") from None
+        if not isinstance(loaded, dict):
+            raise InvalidInputError("--fields-json must hold an object {name: value | [values]}")
+        values.update(loaded)
+    if not values:
+        raise InvalidInputError("give at least one --field name=value (or --fields-json)")
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+    answer = ApiSession.load(server).json("POST", "/v1/subjects", body={"kind": kind, "fields": values},
+                                          headers=headers)
+    _echo(answer["token"])
+
+
+@subject_app.command("update")
+def subject_update(
+    token: Annotated[str, typer.Argument(help="Subject token (sub_...).")],
+    field: Annotated[list[str], typer.Option("--field", "-f", help="name=value; every value of the field is "
+                                             "replaced by those given (repeat the name for several).")],
+    server: ServerOpt = None,
+) -> None:
+    """Replace the values of one or more fields of a subject."""
+    api = ApiSession.load(server)
+    for name, values in _parse_fields(field).items():
+        api.json("PUT", _subject_path(token, "fields", name), body={"values": values})
+        _echo(f"updated {name}")
+
+
+@subject_app.command("show")
+def subject_show(
+    token: Annotated[str, typer.Argument(help="Subject token (sub_...).")],
+    fields: Annotated[str | None, typer.Option(help="Comma-separated field names (default: all).")] = None,
+    as_json: JsonOpt = False,
+    server: ServerOpt = None,
+) -> None:
+    """Show a subject's fields masked as your role sees them (no reveal)."""
+    answer = ApiSession.load(server).json("GET", _subject_path(token), query={"fields": fields} if fields else None)
+    _print_fields(answer["fields"], as_json, "masked")
+
+
+@subject_app.command("reveal")
+def subject_reveal(
+    token: Annotated[str, typer.Argument(help="Subject token (sub_...).")],
+    field: Annotated[list[str], typer.Option("--field", "-f", help="A field to reveal (repeat).")],
+    purpose: PurposeOpt,
+    justification: Annotated[str | None, typer.Option(help="Break-glass justification (compliance officers).")]
+    = None,
+    code: CodeOpt = None,
+    as_json: JsonOpt = False,
+    server: ServerOpt = None,
+) -> None:
+    """Reveal fields in clear for a stated purpose; the access is in the audit log before you see them."""
+    api = ApiSession.load(server)
+    if code:
+        api.step_up(code)
+    body: dict[str, Any] = {"fields": field, "purpose": purpose}
+    if justification:
+        body["justification"] = justification
+    answer = api.json("POST", _subject_path(token, "reveal"), body=body)
+    if as_json:
+        _print_fields(answer["fields"], True, "")
+        return
+    for name, values in answer["fields"].items():
+        for value in values or ["-"]:
+            _echo(f"{name}: {value}")
+
+
+@subject_app.command("search")
+def subject_search(
+    field: Annotated[str, typer.Option(help="A searchable field, e.g. pesel, last_name, phone.")],
+    purpose: PurposeOpt,
+    value: Annotated[str | None, typer.Option(help="The exact value (or --value-stdin).")] = None,
+    value_stdin: Annotated[bool, typer.Option("--value-stdin", help="Read the value from stdin.")] = False,
+    server: ServerOpt = None,
+) -> None:
+    """Print the tokens of subjects holding exactly this value (blind index), one per line."""
+    if value_stdin:
+        value = sys.stdin.readline().rstrip("\r\n")
+    if value is None or (value_stdin and not value):
+        raise InvalidInputError("give --value or --value-stdin")
+    answer = ApiSession.load(server).json("POST", "/v1/subjects/search",
+                                          body={"field": field, "value": value, "purpose": purpose})
+    for token in answer["subjects"]:
+        _echo(token)
+    if not answer["subjects"]:
+        err_console.print("no subject matches", markup=False, highlight=False)
+
+
+@subject_app.command("upload")
+def subject_upload(
+    token: Annotated[str, typer.Argument(help="Subject token (sub_...).")],
+    file: Annotated[Path, typer.Argument(help="The recording to upload.", exists=True, dir_okay=False)],
+    media_type: Annotated[str | None, typer.Option(help="Its media type (default: guessed from the name).")] = None,
+    server: ServerOpt = None,
+) -> None:
+    """Upload a recording of the subject; it is encrypted on the server as it streams in."""
+    chosen = media_type or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+    api = ApiSession.load(server)
+    with file.open("rb") as stream:
+        answer = api.json("POST", _subject_path(token, "recordings"), data=stream, headers={
+            "Content-Type": chosen, "Content-Length": str(os.fstat(stream.fileno()).st_size)})
+    _echo(f"recording_id: {answer['recording_id']}")
+    _echo(f"sha256:       {answer['sha256']}")
+    _echo(f"size:         {answer['size']}")
+
+
+@subject_app.command("play")
+def subject_play(
+    token: Annotated[str, typer.Argument(help="Subject token (sub_...).")],
+    recording_id: Annotated[str, typer.Argument(help="Recording id (rec_...).")],
+    purpose: PurposeOpt,
+    out: Annotated[Path, typer.Option(help="File to write the recording (or the range) to; created 0600.")],
+    start: Annotated[int | None, typer.Option(min=0, help="First byte (default 0).")] = None,
+    end: Annotated[int | None, typer.Option(min=1, help="End byte, exclusive (default: the end).")] = None,
+    code: CodeOpt = None,
+    server: ServerOpt = None,
+) -> None:
+    """Download a recording (or bytes START..END-1 of it) for a stated purpose; logged before it streams."""
+    if start is not None and end is not None and end <= start:
+        raise InvalidInputError("--end must be greater than --start")
+    headers = {"Accept": "*/*"}
+    if start is not None or end is not None:
+        headers["Range"] = f"bytes={start or 0}-{'' if end is None else end - 1}"
+    api = ApiSession.load(server)
+    if code:
+        api.step_up(code)
+    written = 0
+    partial = out.with_name(out.name + ".part")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as sink, api.request("GET", _subject_path(token, "recordings", recording_id),
+                                                      query={"purpose": purpose}, headers=headers) as response:
+            expected = response.headers.get("Content-Length")
+            while chunk := response.read(_CHUNK):
+                sink.write(chunk)
+                written += len(chunk)
+        if expected is not None and int(expected) != written:
+            raise ServerError(f"the stream ended after {written} of {expected} bytes; nothing was kept")
+        os.replace(partial, out)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    _echo(f"wrote {written} bytes to {out}")
+
+
+@subject_app.command("shred")
+def subject_shred(
+    token: Annotated[str, typer.Argument(help="Subject token (sub_...).")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    server: ServerOpt = None,
+) -> None:
+    """Erase a subject for good by destroying its key (crypto-shredding, GDPR Art. 17)."""
+    if not yes:
+        typer.confirm(f"Shred {token}? Its data can never be read again", abort=True)
+    report = ApiSession.load(server).json("DELETE", _subject_path(token))
+    state = "was already shredded" if report["already_shredded"] else "shredded"
+    _echo(f"{token} {state}: {len(report['fields'])} field(s), {len(report['recordings'])} recording(s)")
+
+
+# -- tarcza keys ----------------------------------------------------------------------------------
+
+
+def operator_principal() -> Principal:
+    """The local operator as a principal: ``operator:<OS user>``, kind ``system``."""
+    from identity.principal import Principal
+
+    actor = operator_actor()
+    return Principal(id=actor.id, kind=actor.kind)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Data keys rewrapped per transaction.")] = 200,
+) -> None:
+    """Rotate the key-encryption key: new version, rewrap every data key, retire the old versions.
+
+    Resumes an interrupted rotation. With the local keyfile run it with the server stopped
+    (or use POST /v1/keys/rotate on the server).
+    """
+    from api.auth import SYSTEM_RESOURCE, denied
+    from api.cli.audit import progress_bar
+
+    rt = runtime()
+    principal = operator_principal()
+    decision = rt.authorizer.decide(principal, "keys.rotate", SYSTEM_RESOURCE, purpose=None, now=rt.clock.now())
+    if not decision.allowed:
+        raise denied("keys.rotate", decision)
+    vault = rt.vault
+    with progress_bar("rewrapping data keys") as update:
+        report = vault.rotate_keys(update, batch_size=batch_size, actor=principal.actor)
+    resumed = " (resumed an interrupted rotation)" if report.resumed else ""
+    retired = ", ".join(str(v) for v in report.retired) or "none"
+    _echo(f"rotated KEK version {report.from_version} -> {report.to_version}{resumed}: "
+          f"{report.rewrapped} data key(s) rewrapped; retired version(s): {retired}")
+
+
+@keys_app.command("status")
+def keys_status(as_json: JsonOpt = False) -> None:
+    """The KEK versions in the key provider, how many data keys each wraps, and a rotation in progress."""
+    from vault.rotation import key_status
+
+    rt = runtime()
+    status = key_status(rt.engine, rt.key_provider)
+    if as_json:
+        sys.stdout.write(json.dumps(status.to_json(), indent=2) + "\n")
+        return
+    table = Table("KEK version", "data keys", "state")
+    for version in sorted(set(status.provider_versions) | set(status.keys_by_version)):
+        state = "current" if version == status.current_version else (
+            "in provider" if version in status.provider_versions else "missing from provider")
+        table.add_row(str(version), str(status.keys_by_version.get(version, 0)), state)
+    console.print(table)
+    running = status.running
+    if running is None:
+        _echo("no rotation in progress")
+    else:
+        remaining = status.to_json()["rotation_running"]
+        _echo(f"rotation {running.from_version} -> {running.to_version} in progress: {running.rewrapped} rewrapped, "
+              f"{remaining['remaining'] if isinstance(remaining, dict) else '?'} to go; "
+              "`tarcza keys rotate` resumes it")

@@ -1,0 +1,319 @@
+"""HTTP API of the PII vault: subjects, fields, masked views, reveals, search, recordings, erasure, keys.
+
+Two decisions guard every subject route, both by the Cedar policies:
+
+1. The route's gate (a dependency, before the body is read): could this principal be allowed
+   the route's action on *some* subject? It is asked on a stand-in subject the principal is
+   assigned to, with a purpose (and, for a reveal, a break-glass justification) the principal
+   could state, so what it decides is role or scope and the second factor; that is the
+   outcome docs/authorisation-matrix.md lists per route. A refusal here is logged as a
+   ``vault.access`` entry with ``decision: deny``, as the vault logs its own.
+2. The vault (:class:`vault.service.VaultService`) decides again on the real subject, purpose
+   and justification (case assignment, GDPR restriction, break-glass), writes the audit entry,
+   and only then decrypts.
+
+Personal data never travels in a URL: a reveal and a search send their fields, values and
+purpose in a POST body, and answers holding personal data (masked or not) are sent with
+``Cache-Control: no-store``. Request models name fields by catalogue identifier only, so a
+validation error (which never echoes input: api/errors.py) carries no value either.
+
+Idempotency: ``POST /v1/subjects`` with an ``Idempotency-Key`` returns the same token when
+retried with the same body, and 409 for the same key with another body. The vault does not
+say whether a call was a retry, so both answers are 201.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
+from typing import Annotated, Any, Final
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from api.auth import PrincipalDep, denied, require_action
+from api.deps import RuntimeDep
+from api.runtime import Runtime
+from audit.events import VaultAccessPayload
+from core.errors import InvalidInputError, TarczaError
+from identity.principal import Principal
+from policies.authorizer import Decision, Resource
+from vault.service import Action
+from vault.tokens import RECORDING_PREFIX, SUBJECT_PREFIX, is_token
+
+router = APIRouter(tags=["vault"])
+
+NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not authenticated (problem details, WWW-Authenticate)"},
+    403: {"description": "Refused by a policy rule (problem details naming the rule kind)"},
+    404: {"description": "No such subject or recording (problem details)"},
+    409: {"description": "Conflict (problem details)"},
+    410: {"description": "The subject was crypto-shredded (problem details)"},
+    422: {"description": "Invalid input: names the field and the rule, never the value (problem details)"},
+}
+_PROBE_CASE: Final = "~route-gate"  # a case id no real case has (case ids come from collection systems)
+_RANGE: Final = re.compile(r"bytes=(\d{0,18})-(\d{0,18})")
+_UPLOAD_BODY: Final = {"requestBody": {"required": True, "description": "The recording itself; Content-Type is "
+                                       "its media type (e.g. audio/ogg)", "content": {
+                                           "application/octet-stream": {"schema": {"type": "string",
+                                                                                   "format": "binary"}}}}}
+
+FieldName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+FieldValue = Annotated[str, StringConstraints(max_length=10_000)]
+Purpose = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.:-]{0,63}$")]
+SubjectToken = Annotated[str, Path(max_length=64, description="Subject token (sub_...)")]
+
+
+# -- the route gate -------------------------------------------------------------------------------
+
+
+def _probe_purpose(runtime: Runtime, principal: Principal) -> str:
+    """A purpose the principal could state: the first of its allowed ones, or of the catalogue."""
+    known = runtime.authorizer.purposes
+    candidates = known if principal.allowed_purposes is None else known & principal.allowed_purposes
+    return min(candidates) if candidates else ""
+
+
+def could_allow(runtime: Runtime, principal: Principal, action: str, *, purpose: bool = False,
+                justification: bool = False) -> Decision:
+    """Whether ``action`` could be allowed on some subject: role or scope, and the second factor.
+
+    The subject is a stand-in with a case the principal is (for this question) assigned to,
+    not restricted; ``purpose`` adds a purpose the principal may state and ``justification``
+    a break-glass justification of the required length, for routes whose caller supplies them.
+    """
+    probe = replace(principal, assigned_cases=principal.assigned_cases | {_PROBE_CASE})
+    resource = Resource("subject", case_ids=frozenset({_PROBE_CASE}))
+    stated = _probe_purpose(runtime, principal) if purpose else None
+    text = "x" * runtime.authorizer.parameters.break_glass_min_justification if justification else None
+    return runtime.authorizer.decide(probe, action, resource, purpose=stated, now=runtime.clock.now(),
+                                     justification=text)
+
+
+def subject_gate(action: str, *, purpose: bool = False, justification: bool = False) -> Callable[..., Principal]:
+    """A dependency: the current principal, if :func:`could_allow` says yes; else a logged 403."""
+
+    def dependency(request: Request, runtime: RuntimeDep, principal: PrincipalDep) -> Principal:
+        decision = could_allow(runtime, principal, action, purpose=purpose, justification=justification)
+        if decision.allowed:
+            return principal
+        token = request.path_params.get("token")
+        recording = request.path_params.get("recording_id")
+        runtime.audit.record("vault.access", actor=principal.actor,
+                             subject=token if is_token(token, SUBJECT_PREFIX) else None,
+                             payload=VaultAccessPayload(
+                                 fields=[], purpose="unspecified", decision="deny", reason=decision.rule,
+                                 view="masked" if action == Action.READ_MASKED else "full", action=action,
+                                 recording_id=recording if is_token(recording, RECORDING_PREFIX) else None))
+        raise denied(action, decision)
+
+    dependency.__name__ = f"gate_{action}"
+    return dependency
+
+
+Creator = Annotated[Principal, Depends(subject_gate(Action.CREATE))]
+Updater = Annotated[Principal, Depends(subject_gate(Action.UPDATE))]
+MaskedReader = Annotated[Principal, Depends(subject_gate(Action.READ_MASKED))]
+Revealer = Annotated[Principal, Depends(subject_gate(Action.REVEAL, purpose=True, justification=True))]
+Searcher = Annotated[Principal, Depends(subject_gate(Action.SEARCH))]
+Recorder = Annotated[Principal, Depends(subject_gate(Action.STORE_RECORDING))]
+Player = Annotated[Principal, Depends(subject_gate(Action.PLAY_RECORDING, purpose=True))]
+Shredder = Annotated[Principal, Depends(subject_gate(Action.SHRED))]
+KeyRotator = Annotated[Principal, Depends(require_action("keys.rotate"))]
+
+
+# -- subjects and fields --------------------------------------------------------------------------
+
+
+class CreateSubjectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: str = Field(max_length=32, description="debtor or third_party")
+    fields: dict[FieldName, FieldValue | list[FieldValue]] = Field(
+        min_length=1, max_length=64, description="Catalogue field name -> a value, or a list for multi-valued fields")
+
+
+class UpdateFieldRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    values: list[FieldValue] = Field(min_length=1, max_length=50, description="Every value the field holds from now")
+
+
+class RevealRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fields: list[FieldName] = Field(min_length=1, max_length=64)
+    purpose: Purpose = Field(description="Why: a purpose of policies/authorisation.yaml, e.g. debt_collection")
+    justification: str | None = Field(None, min_length=1, max_length=2000,
+                                       description="Break-glass justification (compliance officers); sealed in the log")
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    field: FieldName
+    value: FieldValue = Field(description="The exact value (normalised as when stored), matched by blind index")
+    purpose: Purpose
+
+
+@router.post("/v1/subjects", status_code=201, responses=PROBLEMS,
+             summary="Create a subject with sealed fields; returns its token")
+def create_subject(
+    body: CreateSubjectRequest, response: Response, runtime: RuntimeDep, principal: Creator,
+    idempotency_key: Annotated[str | None, Header(max_length=200,
+                                                  description="Retrying with the same key returns the same token")]
+    = None,
+) -> dict[str, str]:
+    token = runtime.vault.create_subject(principal, body.kind, body.fields, idempotency_key)
+    response.headers["Location"] = f"/v1/subjects/{token}"
+    return {"token": token}
+
+
+@router.put("/v1/subjects/{token}/fields/{field}", status_code=204, response_class=Response, responses=PROBLEMS,
+            summary="Replace every value of one field")
+def update_field(
+    token: SubjectToken, field: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,62}$")],
+    body: UpdateFieldRequest, runtime: RuntimeDep, principal: Updater,
+) -> Response:
+    runtime.vault.update_field(principal, token, field, body.values)
+    return Response(status_code=204)
+
+
+@router.get("/v1/subjects/{token}", responses=PROBLEMS, summary="The subject's fields, masked for your role")
+def masked_view(
+    token: SubjectToken, response: Response, runtime: RuntimeDep, principal: MaskedReader,
+    fields: Annotated[str | None, Query(max_length=2000, pattern=r"^[a-z0-9_,]*$",
+                                        description="Comma-separated field names (default: all)")] = None,
+    purpose: Annotated[str | None, Query(max_length=64, description="Optional purpose, for the log")] = None,
+) -> dict[str, Any]:
+    names = None if fields is None else [n for n in fields.split(",") if n]
+    values = runtime.vault.masked_view(principal, token, names, purpose=purpose)
+    response.headers.update(NO_STORE)
+    return {"subject": token, "fields": values}
+
+
+@router.post("/v1/subjects/{token}/reveal", responses=PROBLEMS,
+             summary="Reveal fields in clear, for a stated purpose (fresh second factor; logged first)")
+def reveal(token: SubjectToken, body: RevealRequest, response: Response, runtime: RuntimeDep,
+           principal: Revealer) -> dict[str, Any]:
+    values = runtime.vault.reveal(principal, token, body.fields, body.purpose, body.justification)
+    response.headers.update(NO_STORE)
+    return {"subject": token, "fields": values}
+
+
+@router.post("/v1/subjects/search", responses=PROBLEMS,
+             summary="Tokens of subjects holding exactly this value (blind index; the value stays in the body)")
+def search(body: SearchRequest, response: Response, runtime: RuntimeDep, principal: Searcher) -> dict[str, Any]:
+    tokens = runtime.vault.search(principal, body.field, body.value, body.purpose)
+    response.headers.update(NO_STORE)
+    return {"subjects": tokens}
+
+
+@router.delete("/v1/subjects/{token}", responses=PROBLEMS,
+               summary="Erase a subject by crypto-shredding (GDPR Art. 17); idempotent")
+def shred(token: SubjectToken, runtime: RuntimeDep, principal: Shredder) -> dict[str, Any]:
+    report = runtime.vault.shred(principal, token)
+    return {"subject": report.subject, "fields": report.fields, "recordings": report.recordings,
+            "already_shredded": report.already_shredded}
+
+
+# -- recordings -----------------------------------------------------------------------------------
+
+
+class RangeNotSatisfiableError(TarczaError):
+    """A ``Range`` that starts at or past the end of the recording."""
+
+    status = 416
+    code = "range-not-satisfiable"
+    title = "Range not satisfiable"
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"the recording has {size} bytes")
+        self.headers = {"Content-Range": f"bytes */{size}"}
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``(start, end)`` (end exclusive) of a single ``Range: bytes=...`` header, clamped to ``size``.
+
+    None means "send the whole recording": no header, or one this server ignores as RFC 9110
+    section 14.2 allows (several ranges, another unit, a malformed one). A range that starts
+    at or past the end raises :class:`RangeNotSatisfiableError`.
+    """
+    match = _RANGE.fullmatch(header.strip()) if header else None
+    if match is None or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if not first:  # a suffix: the last N bytes
+        if int(last) == 0 or size == 0:
+            raise RangeNotSatisfiableError(size)
+        return max(size - int(last), 0), size
+    start = int(first)
+    if last and int(last) < start:
+        return None
+    if start >= size:
+        raise RangeNotSatisfiableError(size)
+    return start, size if not last else min(int(last) + 1, size)
+
+
+async def _stream_into(request: Request, consume: Callable[[Iterator[bytes]], Any]) -> Any:
+    """Run ``consume`` in a worker thread, feeding it the request body chunk by chunk as it arrives."""
+    chunks: AsyncIterator[bytes] = request.stream()
+
+    async def next_chunk() -> bytes | None:
+        try:
+            return await anext(chunks)
+        except StopAsyncIteration:
+            return None
+
+    def body() -> Iterator[bytes]:
+        while (chunk := anyio.from_thread.run(next_chunk)) is not None:
+            if chunk:
+                yield chunk
+
+    return await anyio.to_thread.run_sync(consume, body())
+
+
+@router.post("/v1/subjects/{token}/recordings", status_code=201, responses=PROBLEMS, openapi_extra=_UPLOAD_BODY,
+             summary="Upload a recording of the subject; encrypted segment by segment as it streams in")
+async def upload_recording(token: SubjectToken, request: Request, runtime: RuntimeDep,
+                           principal: Recorder) -> dict[str, Any]:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if not media_type:
+        raise InvalidInputError("send the recording's media type as Content-Type, e.g. audio/ogg")
+    vault = runtime.vault
+    info = await _stream_into(request, lambda body: vault.store_recording(principal, token, body, media_type))
+    return {"recording_id": info.recording_id, "sha256": info.sha256, "size": info.size,
+            "media_type": info.media_type}
+
+
+@router.get("/v1/subjects/{token}/recordings/{recording_id}", response_class=StreamingResponse, responses={
+    **PROBLEMS, 200: {"content": {"application/octet-stream": {}}, "description": "The whole recording"},
+    206: {"description": "The requested byte range (Content-Range)"},
+    416: {"description": "Range not satisfiable (problem details, Content-Range: bytes */size)"}},
+    summary="Play a recording for a stated purpose; honours a single Range header (logged first)")
+def play_recording(
+    token: SubjectToken, recording_id: Annotated[str, Path(max_length=64)], runtime: RuntimeDep, principal: Player,
+    purpose: Annotated[str, Query(max_length=64, description="Why: a purpose of policies/authorisation.yaml")],
+    range_header: Annotated[str | None, Header(alias="range", max_length=100)] = None,
+) -> StreamingResponse:
+    info = runtime.vault.recording_info(token, recording_id)
+    chosen = byte_range(range_header, info.size)
+    start, end = chosen or (0, info.size)
+    chunks = runtime.vault.read_recording(principal, token, recording_id, purpose, start, end)
+    headers = {**NO_STORE, "Accept-Ranges": "bytes", "Content-Length": str(end - start)}
+    if chosen is not None:
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{info.size}"
+    return StreamingResponse(chunks, status_code=206 if chosen else 200, media_type=info.media_type,
+                             headers=headers)
+
+
+# -- keys -----------------------------------------------------------------------------------------
+
+
+@router.post("/v1/keys/rotate", responses={**PROBLEMS, 503: {"description": "Key provider unavailable"}},
+             summary="Rotate the key-encryption key: rewrap every data key (synchronous; resumes an interrupted one)")
+def rotate_keys(runtime: RuntimeDep, principal: KeyRotator,
+                batch_size: Annotated[int, Query(ge=1, le=10_000)] = 200) -> dict[str, object]:
+    return runtime.vault.rotate_keys(batch_size=batch_size, actor=principal.actor).to_json()
