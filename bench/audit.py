@@ -146,6 +146,7 @@ def run(url: str, *, singles: int = 300, batch_rounds: int = 10, concurrent: int
             size += n
             if size % 50_000 < 1000:
                 say(f"  {size:,} entries")
+        log.issue_checkpoint()  # proofs are served against checkpoints, as in a running log
         results.append(_proof_latency(log, engine, size, proof_samples))
         results.append(_verification(log, min(verify_n, size), say))
     finally:
