@@ -119,6 +119,21 @@ def _b64decode(text: str, what: str) -> bytes:
     return raw
 
 
+def _split_key_string(text: str, kind: str, form: str) -> tuple[str, str, bytes]:
+    """Split ``"<name>+<key ID hex>+<base64 key data>"``, checking name and key ID shape.
+
+    Error messages name ``kind`` and ``form``, never the key data.
+    """
+    name, _, rest = text.partition("+")
+    key_id_hex, sep, key_b64 = rest.partition("+")
+    if not sep:
+        raise CheckpointError(f"{kind} key is not of the form {form}")
+    _check_name(name)
+    if not _KEY_ID_HEX.fullmatch(key_id_hex):
+        raise CheckpointError(f"{kind} key ID is not 8 hexadecimal digits")
+    return name, key_id_hex, _b64decode(key_b64, f"{kind} key data")
+
+
 def compute_key_id(name: str, public_key: Ed25519PublicKey) -> bytes:
     """The 4-byte key ID of an Ed25519 key: ``SHA-256(name || 0x0A || 0x01 || key)[:4]``."""
     _check_name(name)
@@ -205,14 +220,7 @@ class Verifier:
     @classmethod
     def from_string(cls, text: str) -> Verifier:
         """Parse ``"<name>+<key ID hex>+<base64(0x01 || public key)>"``."""
-        name, _, rest = text.partition("+")
-        key_id_hex, sep, key_b64 = rest.partition("+")
-        if not sep:
-            raise CheckpointError("verifier key is not of the form name+keyid+keydata")
-        _check_name(name)
-        if not _KEY_ID_HEX.fullmatch(key_id_hex):
-            raise CheckpointError("verifier key ID is not 8 hexadecimal digits")
-        key_data = _b64decode(key_b64, "verifier key data")
+        name, key_id_hex, key_data = _split_key_string(text, "verifier", "name+keyid+keydata")
         if key_data[:1] != ED25519_TYPE:
             raise CheckpointError("verifier key is not an Ed25519 key (type byte 0x01)")
         if len(key_data) != 1 + _PUBLIC_KEY_SIZE:
@@ -272,14 +280,8 @@ class Signer:
         """
         if not secret_key.startswith(_PRIVATE_PREFIX):
             raise CheckpointError("signer key does not start with PRIVATE+KEY+")
-        name, _, rest = secret_key[len(_PRIVATE_PREFIX) :].partition("+")
-        key_id_hex, sep, key_b64 = rest.partition("+")
-        if not sep:
-            raise CheckpointError("signer key is not of the form PRIVATE+KEY+name+keyid+keydata")
-        _check_name(name)
-        if not _KEY_ID_HEX.fullmatch(key_id_hex):
-            raise CheckpointError("signer key ID is not 8 hexadecimal digits")
-        key_data = _b64decode(key_b64, "signer key data")
+        name, key_id_hex, key_data = _split_key_string(secret_key[len(_PRIVATE_PREFIX):], "signer",
+                                                       "PRIVATE+KEY+name+keyid+keydata")
         if key_data[:1] != ED25519_TYPE or len(key_data) != 1 + _SEED_SIZE:
             raise CheckpointError("signer key data is not an Ed25519 seed (0x01 and 32 bytes)")
         signer = cls(name, Ed25519PrivateKey.from_private_bytes(key_data[1:]))
