@@ -20,12 +20,12 @@ import base64
 import binascii
 import hashlib
 import json
-import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import rfc8785
+import uuid6
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import InvalidInputError
@@ -64,6 +64,15 @@ Token = Annotated[str, Field(pattern=SUBJECT_TOKEN_PATTERN)]
 def sealed_b64(data: bytes) -> str:
     """Encode sealed bytes for a payload."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def new_event_id() -> str:
+    """A fresh event id: a time-ordered UUIDv7 (RFC 9562).
+
+    Time order keeps the unique index on event ids append-mostly: random UUIDv4 ids
+    dirtied a random index page per entry and cost half the append rate (ADR 0006).
+    """
+    return str(uuid6.uuid7())
 
 
 class ActorKind(StrEnum):
@@ -248,7 +257,7 @@ class AuditEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     v: Literal[1] = 1  # EVENT_FORMAT_VERSION
-    id: str = Field(default_factory=lambda: str(uuid.uuid4()), pattern=r"^[0-9a-f\-]{36}$")
+    id: str = Field(default_factory=new_event_id, pattern=r"^[0-9a-f\-]{36}$")
     type: str
     time: Annotated[datetime, AfterValidator(_utc)]
     actor: Actor
@@ -262,7 +271,7 @@ class AuditEvent(BaseModel):
     def json_value(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "v": self.v, "id": self.id, "type": self.type, "time": format_time(self.time),
-            "actor": {"id": self.actor.id, "kind": self.actor.kind.value}, "payload": self.payload,
+            "actor": {"id": self.actor.id, "kind": self.actor.kind._value_}, "payload": self.payload,
         }
         if self.subject is not None:
             out["subject"] = self.subject
@@ -295,7 +304,9 @@ def canonical_json(value: dict[str, Any]) -> bytes:
 
 def format_time(value: datetime) -> str:
     """RFC 3339 UTC with microseconds, the one spelling used in canonical events."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def build_event(

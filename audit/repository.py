@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, DateTime, Row, Select, Table, func, insert, select, text
+from sqlalchemy import Connection, DateTime, Row, Select, Table, insert, select, text
 
+from audit import merkle
 from audit.merkle import NodeKey
 from audit.models import AuditCheckpoint, AuditEntry, AuditNode
+from core.db import bulk_insert
 
 entries = cast(Table, AuditEntry.__table__)
 nodes = cast(Table, AuditNode.__table__)
@@ -33,9 +35,14 @@ def lock_log(conn: Connection) -> None:
 
 
 def tree_size(conn: Connection) -> int:
-    value = conn.execute(select(func.max(entries.c.idx))).scalar()
+    value = conn.exec_driver_sql("SELECT max(idx) FROM audit_entries").scalar()
     return 0 if value is None else int(value) + 1
 
+
+STORED_FROM_LEVEL = 4
+"""The lowest level of ``audit_nodes``: nodes of levels 1 to 3 are not stored but hashed from
+their leaves when read (a proof reads at most 31 leaf hashes more), which cuts node rows sixteenfold
+on the append path (ADR 0006). Any proof still costs one round trip and O(log n) rows."""
 
 _PG_NODES = text(
     "SELECT 0 AS level, idx, leaf_hash AS hash FROM audit_entries WHERE idx = ANY(:leaves) UNION ALL "
@@ -45,13 +52,39 @@ _PG_NODES = text(
 )
 
 
+def stored_node_count(size: int) -> int:
+    """How many rows ``audit_nodes`` holds for a log of ``size`` entries."""
+    return sum(size >> level for level in range(STORED_FROM_LEVEL, max(size, 1).bit_length() + 1))
+
+
 def get_nodes(conn: Connection, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
-    """Fetch perfect-subtree hashes (level 0 from the leaf hashes) in one round trip.
+    """Perfect-subtree hashes in one round trip: level 0 from the leaf hashes, levels below
+    :data:`STORED_FROM_LEVEL` hashed here from their (at most 8) leaves, the rest stored.
+
+    A key whose leaves are not all in the log is left out of the answer, as a missing
+    stored node is.
+    """
+    wanted = set(keys)
+    derived = sorted(k for k in wanted if 0 < k[0] < STORED_FROM_LEVEL)
+    fetch = (wanted - set(derived)) | {(0, leaf) for level, idx in derived
+                                       for leaf in range(idx << level, (idx + 1) << level)}
+    found = _fetch_nodes(conn, fetch)
+    for level, idx in derived:
+        try:
+            leaves = [found[(0, leaf)] for leaf in range(idx << level, (idx + 1) << level)]
+        except KeyError:
+            continue
+        found[(level, idx)] = merkle.root_from_leaf_hashes(leaves)
+    return found
+
+
+def _fetch_nodes(conn: Connection, keys: set[NodeKey]) -> dict[NodeKey, bytes]:
+    """Stored hashes (level 0 from the leaf hashes) in one round trip.
 
     PostgreSQL gets the keys as arrays; SQLite a statement of OR'ed primary-key lookups.
     Both answer with index probes, whatever the number of levels involved.
     """
-    wanted = sorted(set(keys))
+    wanted = sorted(keys)
     found: dict[NodeKey, bytes] = {}
     if conn.dialect.name == "postgresql":
         inner = [k for k in wanted if k[0] > 0]
@@ -60,22 +93,16 @@ def get_nodes(conn: Connection, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]
         return {(int(level), int(idx)): bytes(h) for level, idx, h in rows}
     for i in range(0, len(wanted), _IN_CHUNK):
         chunk = wanted[i:i + _IN_CHUNK]
-        params: dict[str, int] = {}
-        leaf_terms, node_terms = [], []
-        for n, (level, idx) in enumerate(chunk):
-            params[f"i{n}"] = idx
-            if level == 0:
-                leaf_terms.append(f"idx = :i{n}")
-            else:
-                params[f"l{n}"] = level
-                node_terms.append(f"(level = :l{n} AND idx = :i{n})")
+        leaves = [idx for level, idx in chunk if level == 0]
+        pairs = [value for key in chunk if key[0] > 0 for value in key]  # level, idx, level, idx, ...
         parts = []
-        if leaf_terms:
+        if leaves:  # statements of constant text and "?" marks only, sent straight to the driver
             parts.append("SELECT 0 AS level, idx, leaf_hash AS hash FROM audit_entries WHERE "  # noqa: S608
-                         + " OR ".join(leaf_terms))  # only bound-parameter names are interpolated
-        if node_terms:
-            parts.append("SELECT level, idx, hash FROM audit_nodes WHERE " + " OR ".join(node_terms))  # noqa: S608
-        for level, idx, node_hash in conn.execute(text(" UNION ALL ".join(parts)), params):
+                         + " OR ".join(["idx = ?"] * len(leaves)))
+        if pairs:
+            parts.append("SELECT level, idx, hash FROM audit_nodes WHERE "  # noqa: S608
+                         + " OR ".join(["(level = ? AND idx = ?)"] * (len(pairs) // 2)))
+        for level, idx, node_hash in conn.exec_driver_sql(" UNION ALL ".join(parts), (*leaves, *pairs)):
             found[(int(level), int(idx))] = bytes(node_hash)
     return found
 
@@ -111,30 +138,28 @@ def find_idempotent(conn: Connection, keys: Sequence[str]) -> dict[str, StoredRe
     return out
 
 
-_ENTRY_COLUMNS = ("idx", "event_id", "idempotency_key", "request_hash", "event_type", "subject_token", "actor_id",
+ENTRY_COLUMNS = ("idx", "event_id", "idempotency_key", "request_hash", "event_type", "subject_token", "actor_id",
                   "actor_kind", "occurred_at", "leaf_input", "leaf_hash")
+_TIME_COLUMN = ENTRY_COLUMNS.index("occurred_at")
 
 
-def _placeholders(conn: Connection, count: int) -> str:
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    return ", ".join([mark] * count)
+def insert_entries(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert entry rows (tuples in :data:`ENTRY_COLUMNS` order) in one bulk insert.
 
-
-def insert_entries(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert entry rows with one driver-level executemany (bytes go to the driver as they are)."""
-    if not rows:
-        return
+    The time goes through SQLAlchemy's own bind processing, so that stored times read back
+    as any other column of the type.
+    """
     to_db = DateTime(timezone=True).dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    tuples = [tuple((to_db(r[c]) if to_db and c == "occurred_at" else r[c]) for c in _ENTRY_COLUMNS) for r in rows]
-    columns, marks = ", ".join(_ENTRY_COLUMNS), _placeholders(conn, len(_ENTRY_COLUMNS))
-    conn.exec_driver_sql(f"INSERT INTO audit_entries ({columns}) VALUES ({marks})", tuples)  # noqa: S608 - constants
+    if to_db is not None:
+        t = _TIME_COLUMN
+        rows = [(*r[:t], to_db(r[t]), *r[t + 1:]) for r in rows]
+    bulk_insert(conn, "audit_entries", ENTRY_COLUMNS, rows)
 
 
 def insert_nodes(conn: Connection, new_nodes: dict[NodeKey, bytes]) -> None:
-    rows = [(level, idx, h) for (level, idx), h in new_nodes.items() if level > 0]
-    if rows:
-        marks = _placeholders(conn, 3)
-        conn.exec_driver_sql(f"INSERT INTO audit_nodes (level, idx, hash) VALUES ({marks})", rows)  # noqa: S608
+    """Store the nodes of ``new_nodes`` that are kept (level >= :data:`STORED_FROM_LEVEL`)."""
+    bulk_insert(conn, "audit_nodes", ("level", "idx", "hash"),
+                [(level, idx, h) for (level, idx), h in new_nodes.items() if level >= STORED_FROM_LEVEL])
 
 
 def taken_event_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
@@ -222,8 +247,17 @@ def nodes_at_level(conn: Connection, level: int, lo: int, hi: int) -> dict[int, 
     return {int(i): bytes(h) for i, h in rows}
 
 
-def count_nodes(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(nodes)).scalar() or 0)
+def count_nodes(conn: Connection, size: int) -> int:
+    """Stored nodes that cover only entries below ``size``."""
+    return int(conn.execute(text("SELECT count(*) FROM audit_nodes WHERE ((idx + 1) << level) <= :size"),
+                            {"size": size}).scalar_one())
+
+
+def count_stray_nodes(conn: Connection) -> int:
+    """Stored nodes that cover an entry the log does not have (one statement: one snapshot)."""
+    return int(conn.exec_driver_sql(
+        "SELECT count(*) FROM audit_nodes WHERE ((idx + 1) << level) > "
+        "(SELECT coalesce(max(idx), -1) + 1 FROM audit_entries)").scalar_one())
 
 
 def latest_checkpoint(conn: Connection) -> Row[Any] | None:

@@ -23,7 +23,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from audit import merkle, repository
 from audit.events import AuditEvent
@@ -43,14 +44,12 @@ class PreparedEntry:
     leaf_hash: bytes
     request_hash: bytes | None
     idempotency_key: str | None = None
-    caller_chose_id: bool = False  # a random UUID of ours needs no duplicate check
 
     @classmethod
-    def of(cls, event: AuditEvent, idempotency_key: str | None = None, *,
-           caller_chose_id: bool = False) -> PreparedEntry:
+    def of(cls, event: AuditEvent, idempotency_key: str | None = None) -> PreparedEntry:
         data = event.canonical()
         fingerprint = event.request_fingerprint() if idempotency_key else None
-        return cls(event, data, merkle.leaf_hash(data), fingerprint, idempotency_key, caller_chose_id)
+        return cls(event, data, merkle.leaf_hash(data), fingerprint, idempotency_key)
 
 
 @dataclass(frozen=True)
@@ -68,34 +67,48 @@ class Receipt:
                 "tree_size": self.tree_size, "duplicate": self.duplicate}
 
 
-_Item = tuple[PreparedEntry, "Future[Receipt]"]
+_Outcome = list["Receipt | Exception"]
+_Group = tuple[list[PreparedEntry], "Future[_Outcome]"]
 LINGER_SECONDS = 0.002  # longest wait for companions once appends are seen to arrive together
 
 
 class Sequencer:
-    """Assigns indexes in batches on a background thread; one per process and database."""
+    """Assigns indexes in batches on a background thread; one per process and database.
+
+    Each ``append`` call is one group, with one future: its entries are committed together,
+    in one transaction (a group is never split), and share it with other callers' groups
+    up to ``batch_max`` entries.
+    """
 
     def __init__(self, engine: Engine, *, batch_max: int = 1000,
                  on_commit: Callable[[int], None] | None = None) -> None:
         self._engine = engine
         self._batch_max = batch_max
         self._on_commit = on_commit
-        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Group | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
+        self._frontier = Frontier()  # touched by the sequencer thread only
 
     def append(self, entries: Sequence[PreparedEntry], timeout: float | None = 120.0) -> list[Receipt]:
-        """Queue ``entries`` and wait until they are committed; receipts in the same order."""
+        """Queue ``entries`` and wait until they are committed; receipts in the same order.
+
+        A refused entry (an idempotency key reused for another event, an event id already
+        in the log) raises its error; the group's other entries are committed all the same.
+        """
         if self._closed:
             raise RuntimeError("sequencer is closed")
+        if not entries:
+            return []
         self._ensure_thread()
-        futures: list[Future[Receipt]] = []
-        for entry in entries:
-            fut: Future[Receipt] = Future()
-            self._queue.put((entry, fut))
-            futures.append(fut)
-        return [f.result(timeout=timeout) for f in futures]
+        fut: Future[_Outcome] = Future()
+        self._queue.put((list(entries), fut))
+        outcome = fut.result(timeout=timeout)
+        for result in outcome:
+            if isinstance(result, Exception):
+                raise result
+        return outcome  # type: ignore[return-value]  # no exception left: all receipts
 
     def close(self) -> None:
         self._closed = True
@@ -110,17 +123,20 @@ class Sequencer:
                 self._thread.start()
 
     def _run(self) -> None:
-        last_batch = 1
+        last_groups = 1
+        pending: _Group | None = None
         while True:
-            first = self._queue.get()
+            first = pending if pending is not None else self._queue.get()
+            pending = None
             if first is None:
                 return
-            batch = [first]
+            groups = [first]
+            count = len(first[0])
             stop = False
-            # Linger briefly for more entries only when the last batch showed concurrent
+            # Linger briefly for more groups only when the last batch showed concurrent
             # appenders: a lone appender pays no extra latency, a crowd shares one commit.
-            deadline = time.monotonic() + (LINGER_SECONDS if last_batch > 1 else 0.0)
-            while len(batch) < self._batch_max:
+            deadline = time.monotonic() + (LINGER_SECONDS if last_groups > 1 else 0.0)
+            while count < self._batch_max:
                 remaining = deadline - time.monotonic()
                 try:
                     item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
@@ -129,18 +145,25 @@ class Sequencer:
                 if item is None:
                     stop = True
                     break
-                batch.append(item)
-            self._commit_and_resolve(batch)
-            last_batch = len(batch)
+                if count + len(item[0]) > self._batch_max:
+                    pending = item  # starts the next batch; groups are never split
+                    break
+                groups.append(item)
+                count += len(item[0])
+            self._commit_and_resolve(groups)
+            last_groups = len(groups)
             if stop:
+                if pending is not None:
+                    self._commit_and_resolve([pending])
                 return
 
-    def _commit_and_resolve(self, batch: list[_Item]) -> None:
+    def _commit_and_resolve(self, groups: list[_Group]) -> None:
+        entries = [entry for group, _ in groups for entry in group]
         try:
-            results, size = commit_batch(self._engine, [entry for entry, _ in batch])
+            results, size = commit_batch(self._engine, entries, self._frontier)
         except Exception as exc:  # noqa: BLE001 - every waiter learns the batch failed
-            log.error("audit_batch_failed", entries=len(batch), error=type(exc).__name__)
-            for _, fut in batch:
+            log.error("audit_batch_failed", entries=len(entries), error=type(exc).__name__)
+            for _, fut in groups:
                 fut.set_exception(exc)
             return
         if self._on_commit is not None:
@@ -150,55 +173,68 @@ class Sequencer:
                 self._on_commit(size)
             except Exception as exc:  # noqa: BLE001 - a checkpoint failure must not fail the appends
                 log.error("audit_on_commit_failed", error=type(exc).__name__)
-        for (_, fut), result in zip(batch, results, strict=True):
-            if isinstance(result, Exception):
-                fut.set_exception(result)
-            else:
-                fut.set_result(result)
+        start = 0
+        for group, fut in groups:
+            fut.set_result(results[start:start + len(group)])
+            start += len(group)
 
 
-def commit_batch(engine: Engine, batch: Sequence[PreparedEntry]) -> tuple[list[Receipt | Exception], int]:
-    """Append ``batch`` in one transaction; return per-entry receipts (or refusals) and the new size."""
+class Frontier:
+    """The root nodes of the tree as this process last committed it, keyed by its size.
+
+    Valid exactly while the log still has that size (the log is append-only: another
+    process's append changes the size, and the nodes are then read again).
+    """
+
+    def __init__(self) -> None:
+        self._size = -1
+        self._nodes: dict[merkle.NodeKey, bytes] = {}
+
+    def get(self, size: int) -> dict[merkle.NodeKey, bytes] | None:
+        return self._nodes if size == self._size else None
+
+    def put(self, size: int, nodes: dict[merkle.NodeKey, bytes]) -> None:
+        self._size, self._nodes = size, {key: nodes[key] for key in merkle.root_keys(size)}
+
+
+def commit_batch(engine: Engine, batch: Sequence[PreparedEntry],
+                 frontier: Frontier | None = None) -> tuple[list[Receipt | Exception], int]:
+    """Append ``batch`` in one transaction; return per-entry receipts (or refusals) and the new size.
+
+    Optimistic: the batch is inserted without looking anything up first, and the unique
+    indexes on event ids and idempotency keys refuse a repeat. Only then (rare: a retried
+    append, a reused id) is the transaction rolled back and the batch planned entry by entry.
+    """
+    frontier = frontier or Frontier()
+    try:
+        return _commit(engine, batch, frontier, careful=False)
+    except IntegrityError:
+        return _commit(engine, batch, frontier, careful=True)
+
+
+def _commit(engine: Engine, batch: Sequence[PreparedEntry], frontier: Frontier, *,
+            careful: bool) -> tuple[list[Receipt | Exception], int]:
+    known: dict[merkle.NodeKey, bytes] | None = None
     with write_connection(engine) as conn:
         repository.lock_log(conn)
-        keys = [p.idempotency_key for p in batch if p.idempotency_key]
-        existing = repository.find_idempotent(conn, keys) if keys else {}
-        taken_ids = repository.taken_event_ids(conn, [p.event.id for p in batch if p.caller_chose_id])
         size = repository.tree_size(conn)
-        # Per entry: ("new", index), ("again", index) for a retry inside this batch,
-        # ("stored", receipt) for a retry of an earlier batch, or ("refused", error).
-        plan: list[tuple[str, int | Receipt | Exception]] = []
-        accepted: list[PreparedEntry] = []
-        in_batch: dict[str, PreparedEntry] = {}
-        for p in batch:
-            key = p.idempotency_key
-            if key and key in existing:
-                stored = existing[key]
-                if stored.request_hash != p.request_hash:
-                    plan.append(("refused", _idempotency_conflict(key)))
-                else:
-                    plan.append(("stored", Receipt(stored.idx, stored.event_id, stored.leaf_hash, -1, duplicate=True)))
-            elif key and key in in_batch:
-                first = in_batch[key]
-                if first.request_hash != p.request_hash:
-                    plan.append(("refused", _idempotency_conflict(key)))
-                else:
-                    plan.append(("again", size + accepted.index(first)))
-            elif p.event.id in taken_ids:
-                plan.append(("refused", ConflictError(f"event id {p.event.id} is already in the log",
-                                                      event_id=p.event.id)))
-            else:
-                taken_ids.add(p.event.id)
-                if key:
-                    in_batch[key] = p
-                plan.append(("new", size + len(accepted)))
-                accepted.append(p)
+        if careful:
+            plan, accepted = _plan(conn, batch, size)
+        else:
+            plan, accepted = None, list(batch)
         if accepted:
-            frontier = repository.get_nodes(conn, merkle.root_keys(size))
-            new_nodes = merkle.append_leaves(size, frontier, [p.leaf_hash for p in accepted])
+            roots = frontier.get(size)
+            if roots is None:
+                roots = repository.get_nodes(conn, merkle.root_keys(size))
+            new_nodes = merkle.append_leaves(size, roots, [p.leaf_hash for p in accepted])
             repository.insert_entries(conn, [_row(size + i, p) for i, p in enumerate(accepted)])
             repository.insert_nodes(conn, new_nodes)
+            known = {**roots, **new_nodes}
     new_size = size + len(accepted)
+    if known is not None:  # committed: the new frontier is the log's
+        frontier.put(new_size, known)
+    if plan is None:
+        return [Receipt(size + i, p.event.id, p.leaf_hash, new_size) for i, p in enumerate(accepted)], new_size
     out: list[Receipt | Exception] = []
     for kind, value in plan:
         if isinstance(value, Exception):
@@ -211,14 +247,51 @@ def commit_batch(engine: Engine, batch: Sequence[PreparedEntry]) -> tuple[list[R
     return out, new_size
 
 
+_Plan = list[tuple[str, "int | Receipt | Exception"]]
+
+
+def _plan(conn: Connection, batch: Sequence[PreparedEntry], size: int) -> tuple[_Plan, list[PreparedEntry]]:
+    """Decide per entry: ("new", index), ("again", index) for a retry inside this batch,
+    ("stored", receipt) for a retry of an earlier batch, or ("refused", error)."""
+    keys = [p.idempotency_key for p in batch if p.idempotency_key]
+    existing = repository.find_idempotent(conn, keys) if keys else {}
+    taken_ids = repository.taken_event_ids(conn, [p.event.id for p in batch])
+    plan: _Plan = []
+    accepted: list[PreparedEntry] = []
+    in_batch: dict[str, tuple[PreparedEntry, int]] = {}
+    for p in batch:
+        key = p.idempotency_key
+        if key and key in existing:
+            stored = existing[key]
+            if stored.request_hash != p.request_hash:
+                plan.append(("refused", _idempotency_conflict(key)))
+            else:
+                plan.append(("stored", Receipt(stored.idx, stored.event_id, stored.leaf_hash, -1, duplicate=True)))
+        elif key and key in in_batch:
+            first, index = in_batch[key]
+            if first.request_hash != p.request_hash:
+                plan.append(("refused", _idempotency_conflict(key)))
+            else:
+                plan.append(("again", index))
+        elif p.event.id in taken_ids:
+            plan.append(("refused", ConflictError(f"event id {p.event.id} is already in the log",
+                                                  event_id=p.event.id)))
+        else:
+            taken_ids.add(p.event.id)
+            index = size + len(accepted)
+            if key:
+                in_batch[key] = (p, index)
+            plan.append(("new", index))
+            accepted.append(p)
+    return plan, accepted
+
+
 def _idempotency_conflict(key: str) -> ConflictError:
     return ConflictError("idempotency key was already used for a different event", idempotency_key=key)
 
 
-def _row(index: int, p: PreparedEntry) -> dict[str, object]:
+def _row(index: int, p: PreparedEntry) -> tuple[object, ...]:
+    """An ``audit_entries`` row, in :data:`repository.ENTRY_COLUMNS` order."""
     e = p.event
-    return {
-        "idx": index, "event_id": e.id, "idempotency_key": p.idempotency_key, "request_hash": p.request_hash,
-        "event_type": e.type, "subject_token": e.subject, "actor_id": e.actor.id, "actor_kind": e.actor.kind.value,
-        "occurred_at": e.time, "leaf_input": p.leaf_input, "leaf_hash": p.leaf_hash,
-    }
+    return (index, e.id, p.idempotency_key, p.request_hash, e.type, e.subject, e.actor.id, e.actor.kind._value_,
+            e.time, p.leaf_input, p.leaf_hash)

@@ -24,7 +24,7 @@ from audit.events import Actor, AuditEvent, Payload, build_event, parse_leaf_inp
 from audit.repository import EntryFilter
 from audit.sequencer import PreparedEntry, Receipt, Sequencer
 from core.clock import SYSTEM_CLOCK, Clock
-from core.db import write_connection
+from core.db import read_connection, write_connection
 from core.errors import ConfigurationError, NotFoundError
 from core.files import create_private_file, read_private_file
 from core.logging import get_logger
@@ -172,16 +172,16 @@ class AuditLog:
         """Build an event from the catalogue and append it; durable when this returns."""
         event = build_event(event_type, actor=actor, time=self.clock.now(), payload=payload, subject=subject,
                             event_id=event_id)
-        entry = PreparedEntry.of(event, idempotency_key, caller_chose_id=event_id is not None)
+        entry = PreparedEntry.of(event, idempotency_key)
         return self.sequencer.append([entry])[0]
 
     def append(self, event: AuditEvent, *, idempotency_key: str | None = None) -> Receipt:
         """Append a built event (whose id may be the caller's: it is checked for reuse)."""
-        return self.sequencer.append([PreparedEntry.of(event, idempotency_key, caller_chose_id=True)])[0]
+        return self.sequencer.append([PreparedEntry.of(event, idempotency_key)])[0]
 
     def append_many(self, events: Sequence[tuple[AuditEvent, str | None]]) -> list[Receipt]:
         """Append several events; they share commits with everyone else's."""
-        return self.sequencer.append([PreparedEntry.of(e, k, caller_chose_id=True) for e, k in events])
+        return self.sequencer.append([PreparedEntry.of(e, k) for e, k in events])
 
     def known_idempotency_keys(self, keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` earlier appends used.
@@ -189,11 +189,11 @@ class AuditLog:
         For a caller that re-runs a job whose events it cannot rebuild byte for byte (their
         sealed parts change with every seal): it skips what is logged instead of retrying it.
         """
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             return set(repository.find_idempotent(conn, list(keys)))
 
     def size(self) -> int:
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             return repository.tree_size(conn)
 
     def close(self) -> None:
@@ -223,12 +223,12 @@ class AuditLog:
         return info
 
     def latest_checkpoint(self) -> CheckpointInfo | None:
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             row = repository.latest_checkpoint(conn)
         return None if row is None else _checkpoint_info(row)
 
     def checkpoints(self) -> list[CheckpointInfo]:
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             return [_checkpoint_info(r) for r in repository.list_checkpoints(conn)]
 
     def maybe_checkpoint(self, *, size: int | None = None, timer: bool = False) -> CheckpointInfo | None:
@@ -264,7 +264,7 @@ class AuditLog:
 
     def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
         """Proof that entry ``index`` is in the tree of ``size`` (default: newest checkpoint covering it)."""
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             current, latest = repository.size_and_latest_checkpoint(conn)
             if size is None:
                 size = int(latest.tree_size) if latest is not None and latest.tree_size > index else current
@@ -283,7 +283,7 @@ class AuditLog:
 
     def consistency_proof(self, size1: int, size2: int | None = None) -> ConsistencyProof:
         """Proof that the tree of ``size1`` is a prefix of the tree of ``size2`` (default: newest checkpoint)."""
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             current = repository.tree_size(conn)
             if size2 is None:
                 latest = repository.latest_checkpoint(conn)
@@ -308,7 +308,7 @@ class AuditLog:
     # -- reading -----------------------------------------------------------------------------------
 
     def get(self, index: int) -> StoredEntry:
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             row = repository.get_entry(conn, index)
         if row is None:
             raise NotFoundError(f"no audit entry {index}", index=index)
@@ -317,7 +317,7 @@ class AuditLog:
     def query(self, flt: EntryFilter, *, cursor: str | None = None, limit: int = 100) -> Page:
         """Entries matching ``flt``, oldest first, ``limit`` at a time; pass ``next_cursor`` on."""
         after = decode_cursor(cursor) if cursor else None
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             rows = repository.query_entries(conn, flt, after=after, limit=limit + 1)
         items = [_stored(r) for r in rows[:limit]]
         return Page(items, encode_cursor(items[-1].index) if len(rows) > limit else None)
@@ -327,14 +327,16 @@ class AuditLog:
     def verify_database(self, progress: Progress | None = None, chunk: int = 5000) -> DbVerifyReport:
         """Recompute every leaf, node and checkpoint of the stored log; raise at the first disagreement."""
         verifier = self.verifier()
-        with self.engine.connect() as conn:
-            size = repository.tree_size(conn)
+        with read_connection(self.engine) as conn:
+            # Checkpoints first, then the size: the log may grow while it is verified (each
+            # read sees the log as it is then), and every checkpoint read is then within it.
             cps = repository.list_checkpoints(conn)
+            size = repository.tree_size(conn)
             stops = sorted({int(c.tree_size) for c in cps if 0 < c.tree_size <= size} | {size})
             roots: dict[int, bytes] = {0: merkle.empty_root()}
             frontier: dict[merkle.NodeKey, bytes] = {}
             done = 0
-            rows = repository.iter_entries(conn)
+            rows = repository.iter_entries(conn, 0, size)
             for stop in stops:
                 while done < stop:
                     end = min(done + chunk, stop)
@@ -348,15 +350,15 @@ class AuditLog:
                     if progress:
                         progress(done, size)
                 roots[stop] = merkle.root_from_nodes(stop, frontier) if stop else merkle.empty_root()
-            extra = next(rows, None)
-            if extra is not None:
-                raise TamperedLogError(f"entry {extra.idx} lies beyond the log's size {size}", index=int(extra.idx),
-                                       what="entry")
-            expected_nodes = sum(size >> level for level in range(1, max(size, 1).bit_length() + 1))
-            stored_nodes = repository.count_nodes(conn)
+            expected_nodes = repository.stored_node_count(size)
+            stored_nodes = repository.count_nodes(conn, size)
             if stored_nodes != expected_nodes:
                 raise TamperedLogError(f"{stored_nodes} Merkle nodes stored, {expected_nodes} expected for "
                                        f"{size} entries", what="nodes")
+            stray = repository.count_stray_nodes(conn)
+            if stray:
+                raise TamperedLogError(f"{stray} Merkle nodes stored for entries the log does not have",
+                                       index=size, what="nodes")
             for cp in cps:
                 _check_checkpoint(cp, roots, verifier, self.origin, size)
         return DbVerifyReport(size, expected_nodes, len(cps), roots[size])
@@ -395,7 +397,7 @@ def _check_entry(expected_index: int, row: Any) -> bytes:
 def _compare_nodes(conn: Connection, computed: dict[merkle.NodeKey, bytes]) -> None:
     by_level: dict[int, list[int]] = {}
     for level, idx in computed:
-        if level > 0:
+        if level >= repository.STORED_FROM_LEVEL:
             by_level.setdefault(level, []).append(idx)
     for level in sorted(by_level):
         idxs = by_level[level]

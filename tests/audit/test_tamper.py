@@ -7,6 +7,7 @@ the database owner's rights could; that is exactly the case verification exists 
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -65,6 +66,7 @@ def populated(audit_log: AuditLog) -> AuditLog:
 
 
 POSITIONS = random.Random(9162).sample(range(200), 3)
+STORED_NODES_OF_37 = [(4, 0), (4, 1), (5, 0)]
 
 
 class TestTamperDetection:
@@ -97,7 +99,13 @@ class TestTamperDetection:
             populated.verify_database()
         assert (info.value.index, info.value.what) == (12, "event")
 
-    @pytest.mark.parametrize(("level", "idx"), [(1, 0), (2, 3), (3, 1), (4, 0), (1, 17)])
+    def test_these_are_all_the_stored_nodes(self, populated: AuditLog) -> None:
+        """37 entries keep the nodes of levels 4 and up: the cases below cover every stored node."""
+        with populated.engine.connect() as conn:
+            stored = {(int(r.level), int(r.idx)) for r in conn.execute(text("SELECT level, idx FROM audit_nodes"))}
+        assert stored == set(STORED_NODES_OF_37)
+
+    @pytest.mark.parametrize(("level", "idx"), STORED_NODES_OF_37)
     def test_flipped_node_names_its_first_entry(self, populated: AuditLog, level: int, idx: int) -> None:
         """Any flipped byte of a stored Merkle node is reported at the first entry it covers."""
         for position in POSITIONS:
@@ -132,3 +140,47 @@ class TestTamperDetection:
         with pytest.raises(TamperedLogError) as info:
             populated.verify_database()
         assert info.value.index == 20
+
+    def test_deleted_node_is_detected(self, populated: AuditLog) -> None:
+        """A stored node removed (so nothing is there to compare) is reported at the entries it covered."""
+        engine = populated.engine
+        with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":
+                conn.execute(text("DROP TRIGGER audit_nodes_no_delete"))
+            else:
+                conn.execute(text("ALTER TABLE audit_nodes DISABLE TRIGGER audit_nodes_append_only"))
+            conn.execute(text("DELETE FROM audit_nodes WHERE level = 4 AND idx = 1"))
+        with pytest.raises(TamperedLogError) as info:
+            populated.verify_database()
+        assert (info.value.index, info.value.what) == (16, "node")
+
+    def test_stray_node_is_detected(self, populated: AuditLog) -> None:
+        """A node row for entries the log does not have is reported too."""
+        with populated.engine.begin() as conn:
+            conn.execute(text("INSERT INTO audit_nodes (level, idx, hash) VALUES (4, 9, :h)"), {"h": b"\x00" * 32})
+        with pytest.raises(TamperedLogError) as info:
+            populated.verify_database()
+        assert info.value.what == "nodes"
+
+
+def test_verifying_a_growing_log_reports_no_tampering(audit_log: AuditLog) -> None:
+    """`verify --db` on a live log: appends that land while it runs are not mistaken for tampering."""
+    for _ in range(40):
+        contact(audit_log)
+    audit_log.issue_checkpoint()
+    stop = threading.Event()
+
+    def appender() -> None:
+        while not stop.is_set():
+            contact(audit_log)
+            audit_log.maybe_checkpoint(timer=True)
+
+    worker = threading.Thread(target=appender)
+    worker.start()
+    try:
+        reports = [audit_log.verify_database(chunk=7) for _ in range(15)]
+    finally:
+        stop.set()
+        worker.join()
+    assert reports[-1].entries > 40  # the log did grow while it was verified
+    assert audit_log.verify_database().entries == audit_log.size()
