@@ -23,7 +23,7 @@ UNUSABLE_PASSWORD_HASH = "!test-user-without-password"  # noqa: S105 - verifies 
 
 def add_user(session: Session, *, roles: Iterable[str], now: datetime, username: str | None = None,
              assigned_cases: Iterable[str] = ()) -> User:
-    user = User(id=str(uuid.uuid4()), username=username or f"test-{uuid.uuid4().hex[:12]}",
+    user = User(id=tokens.new_user_id(), username=username or f"test-{uuid.uuid4().hex[:12]}",
                 password_hash=UNUSABLE_PASSWORD_HASH, roles=" ".join(sorted(roles)), created_at=now,
                 failed_attempts=0)
     session.add(user)

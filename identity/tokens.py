@@ -12,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import uuid
 from typing import Final
+
+from core.logging import clear_of_pii_patterns
 
 SESSION_PREFIX: Final = "tzs_"
 ACCESS_PREFIX: Final = "tza_"
@@ -25,7 +28,11 @@ def new_token(prefix: str) -> str:
 
 
 def new_client_id() -> str:
-    return CLIENT_ID_PREFIX + secrets.token_hex(8)
+    return clear_of_pii_patterns(lambda: CLIENT_ID_PREFIX + secrets.token_hex(8))
+
+
+def new_user_id() -> str:
+    return clear_of_pii_patterns(lambda: str(uuid.uuid4()))
 
 
 def token_hash(token: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +14,7 @@ from sqlalchemy.orm import Session
 from audit.events import Actor
 from core.clock import Clock
 from core.errors import ConflictError, InvalidInputError, NotFoundError
-from identity import repository
+from identity import repository, tokens
 from identity.events import EventQueue
 from identity.models import User
 from identity.passwords import Passwords
@@ -99,7 +98,7 @@ class UserService:
         parsed = parse_roles(roles)
         if repository.user_by_username(self.session, username) is not None:
             raise ConflictError("a user with that username exists")
-        user = User(id=str(uuid.uuid4()), username=username, password_hash=self.passwords.hash(password),
+        user = User(id=tokens.new_user_id(), username=username, password_hash=self.passwords.hash(password),
                     roles=" ".join(sorted(r.value for r in parsed)), created_at=self.clock.now(),
                     failed_attempts=0)
         self.session.add(user)

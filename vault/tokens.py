@@ -18,6 +18,8 @@ import secrets
 import string
 from typing import Final
 
+from core.logging import clear_of_pii_patterns
+
 __all__ = ["RECORDING_PREFIX", "SUBJECT_PREFIX", "TOKEN_BYTES", "encode_base62", "is_token", "new_token"]
 
 SUBJECT_PREFIX: Final = "sub_"
@@ -43,7 +45,7 @@ def encode_base62(data: bytes, length: int) -> str:
 
 def new_token(prefix: str = SUBJECT_PREFIX) -> str:
     """A fresh random token: ``prefix`` and 22 base62 characters of 16 random bytes."""
-    return prefix + encode_base62(secrets.token_bytes(TOKEN_BYTES), BODY_LENGTH)
+    return clear_of_pii_patterns(lambda: prefix + encode_base62(secrets.token_bytes(TOKEN_BYTES), BODY_LENGTH))
 
 
 def is_token(value: object, prefix: str = SUBJECT_PREFIX) -> bool:
