@@ -9,9 +9,10 @@ never the data involved. Action names: :mod:`policies.actions`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from identity.principal import Principal
 
@@ -40,3 +41,23 @@ class Authorizer(Protocol):
                now: datetime, justification: str | None = None) -> Decision:
         """Decide whether ``principal`` may do ``action`` on ``resource`` for ``purpose`` at ``now``."""
         ...
+
+
+@runtime_checkable
+class BatchAuthorizer(Authorizer, Protocol):
+    """An authorizer that also decides many resources in one call (a bulk reveal)."""
+
+    def decide_many(self, principal: Principal, action: str, resources: Sequence[Resource], *,
+                    purpose: str | None, now: datetime, justification: str | None = None) -> list[Decision]:
+        """The decision for each of ``resources``, in order; the same as deciding each alone."""
+        ...
+
+
+def decide_each(authorizer: Authorizer, principal: Principal, action: str, resources: Sequence[Resource], *,
+                purpose: str | None, now: datetime, justification: str | None = None) -> list[Decision]:
+    """One decision per resource: in one call where the authorizer can, else one by one."""
+    if isinstance(authorizer, BatchAuthorizer):
+        return authorizer.decide_many(principal, action, resources, purpose=purpose, now=now,
+                                      justification=justification)
+    return [authorizer.decide(principal, action, r, purpose=purpose, now=now, justification=justification)
+            for r in resources]

@@ -16,7 +16,7 @@ the parameters. A denial names the kind of rule that decided and the policy's
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -240,6 +240,31 @@ class CedarAuthorizer:
         request, entities = self.request(principal, canonical, resource, purpose=purpose, now=now,
                                          justification=justification)
         result = cedarpy.is_authorized(request, self.bundle.policy_set, entities, schema=self.bundle.schema)
+        return self._decision(principal, action, resource, result)
+
+    def decide_many(self, principal: Principal, action: str, resources: Sequence[Resource], *,
+                    purpose: str | None, now: datetime, justification: str | None = None) -> list[Decision]:
+        """One Cedar batch for many resources: the principal's entities and the context are built once."""
+        canonical = canonical_action(action)
+        if canonical is None:
+            return [Decision(False, "action", f"unknown action {action!r}") for _ in resources]
+        if not resources:
+            return []
+        principal_uid, entities = self._principal(principal)
+        context = self.context(principal, purpose=purpose, now=now, justification=justification)
+        requests, seen = [], set()
+        for resource in resources:
+            resource_uid, resource_entity = self._resource(resource)
+            requests.append({"principal": principal_uid, "action": _uid("Action", canonical),
+                             "resource": resource_uid, "context": context})
+            if (resource_uid["type"], resource_uid["id"]) not in seen:
+                seen.add((resource_uid["type"], resource_uid["id"]))
+                entities.append(resource_entity)
+        results = cedarpy.is_authorized_batch(requests, self.bundle.policy_set, entities, schema=self.bundle.schema)
+        return [self._decision(principal, action, resource, result)
+                for resource, result in zip(resources, results, strict=True)]
+
+    def _decision(self, principal: Principal, action: str, resource: Resource, result: Any) -> Decision:
         if result.diagnostics.errors or result.decision is cedarpy.Decision.NoDecision:
             log.warning("policy_evaluation_error", action=action, resource_kind=resource.kind,
                         errors=len(result.diagnostics.errors))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import struct
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -160,6 +161,35 @@ class DataKeys:
             raise
         self.cache.put(subject, dek_version, key)
         return key
+
+    def get_many(self, conn: Connection, wanted: Sequence[tuple[str, int]]) -> dict[tuple[str, int], bytes]:
+        """Unwrapped data keys of ``(subject, data-key version)`` pairs, reading the uncached in one query.
+
+        A pair whose key is gone (shredded) or does not unwrap is left out, and logged.
+        """
+        out: dict[tuple[str, int], bytes] = {}
+        missing: list[tuple[str, int]] = []
+        for subject, version in wanted:
+            cached = self.cache.get(subject, version)
+            if cached is None:
+                missing.append((subject, version))
+            else:
+                out[(subject, version)] = cached
+        rows = repository.get_data_keys(conn, missing) if missing else {}
+        for subject, version in missing:
+            row = rows.get((subject, version))
+            if row is None:
+                log.error("vault_data_key_missing", subject=subject, dek_version=version)
+                continue
+            try:
+                key = self.provider.unwrap(row.kek_version, row.wrapped, aad=wrap_aad(subject, version))
+            except VaultDecryptError:
+                log.error("vault_data_key_unwrap_failed", subject=subject, dek_version=version,
+                          kek_version=row.kek_version)
+                continue
+            self.cache.put(subject, version, key)
+            out[(subject, version)] = key
+        return out
 
     def rewrap(self, row: repository.DataKeyRow) -> tuple[int, bytes]:
         """Unwrap ``row`` with its KEK version and wrap it again under the current one."""

@@ -29,6 +29,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from collections.abc import Sequence
@@ -74,11 +75,17 @@ _AD_HEAD = _length_prefixed(_DOMAIN, bytes([FORMAT_VERSION]))
 
 def _associated_data(subject: str, field: str, key_version: int) -> bytes:
     """Length-prefixed (domain, format version, subject, field, key version)."""
-    return _AD_HEAD + _length_prefixed(
-        subject.encode("utf-8"),
-        field.encode("utf-8"),
-        struct.pack(">I", key_version),
-    )
+    return _subject_part(subject) + _field_part(field, key_version)
+
+
+def _subject_part(subject: str) -> bytes:
+    return _AD_HEAD + _length_prefixed(subject.encode("utf-8"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _field_part(field: str, key_version: int) -> bytes:
+    """The tail of the associated data: a handful of values (catalogue names, key versions)."""
+    return _length_prefixed(field.encode("utf-8"), struct.pack(">I", key_version))
 
 
 def _check_seal_arguments(data_key: bytes, subject: str, field: str, key_version: int) -> None:
@@ -118,13 +125,14 @@ def seal_fields(
     """
     aead: AESGCM | None = None
     header = _HEADER.pack(_MAGIC, FORMAT_VERSION, key_version) if 0 <= key_version <= _MAX_KEY_VERSION else b""
+    head = _subject_part(subject)
     out: list[bytes] = []
     for field, plaintext in items:
         _check_seal_arguments(data_key, subject, field, key_version)
         if aead is None:
             aead = AESGCM(data_key)
         nonce = os.urandom(_NONCE_SIZE)
-        out.append(header + nonce + aead.encrypt(nonce, plaintext, _associated_data(subject, field, key_version)))
+        out.append(header + nonce + aead.encrypt(nonce, plaintext, head + _field_part(field, key_version)))
     return out
 
 
@@ -141,6 +149,26 @@ def envelope_key_version(envelope: bytes) -> int:
     if magic != _MAGIC or version != FORMAT_VERSION:
         raise VaultDecryptError()
     return int(key_version)
+
+
+def open_fields(data_key: bytes, items: Sequence[tuple[str, bytes]], *, subject: str) -> list[bytes]:
+    """:func:`open_field` for several ``(field, envelope)`` of one subject, with one cipher object.
+
+    Raises :class:`VaultDecryptError` if any of them does not open.
+    """
+    try:
+        aead = AESGCM(data_key)
+        head = _subject_part(subject)
+        out: list[bytes] = []
+        for field, envelope in items:
+            key_version = envelope_key_version(envelope)
+            nonce = envelope[_HEADER.size : _PREFIX_SIZE]
+            out.append(aead.decrypt(nonce, envelope[_PREFIX_SIZE:], head + _field_part(field, key_version)))
+        return out
+    except VaultDecryptError:
+        raise
+    except (InvalidTag, ValueError, TypeError, struct.error):
+        raise VaultDecryptError() from None
 
 
 def open_field(data_key: bytes, envelope: bytes, *, subject: str, field: str) -> bytes:

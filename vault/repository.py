@@ -132,6 +132,15 @@ def get_subject(conn: Connection, token: str) -> SubjectRow | None:
     return None if row is None else _subject(row)
 
 
+def get_subjects(conn: Connection, tokens: Sequence[str]) -> dict[str, SubjectRow]:
+    """The subjects of ``tokens`` that exist, by token (one query per 400 tokens)."""
+    out: dict[str, SubjectRow] = {}
+    for i in range(0, len(tokens), _IN_CHUNK):
+        for row in conn.execute(select(subjects).where(subjects.c.token.in_(list(tokens[i:i + _IN_CHUNK])))):
+            out[str(row.token)] = _subject(row)
+    return out
+
+
 def subjects_by_idempotency(conn: Connection, hashes: Sequence[bytes]) -> dict[bytes, SubjectRow]:
     """Subjects created under these idempotency hashes, keyed by hash."""
     out: dict[bytes, SubjectRow] = {}
@@ -166,6 +175,18 @@ def get_data_key(conn: Connection, token: str, dek_version: int) -> DataKeyRow |
     if row is None:
         return None
     return DataKeyRow(str(row.subject_token), int(row.dek_version), int(row.kek_version), bytes(row.wrapped))
+
+
+def get_data_keys(conn: Connection, wanted: Sequence[tuple[str, int]]) -> dict[tuple[str, int], DataKeyRow]:
+    """The wrapped data keys ``(token, data-key version)`` that exist, keyed the same way."""
+    out: dict[tuple[str, int], DataKeyRow] = {}
+    tokens = sorted({token for token, _ in wanted})
+    for i in range(0, len(tokens), _IN_CHUNK):
+        stmt = select(data_keys).where(data_keys.c.subject_token.in_(tokens[i:i + _IN_CHUNK]))
+        for r in conn.execute(stmt):
+            row = DataKeyRow(str(r.subject_token), int(r.dek_version), int(r.kek_version), bytes(r.wrapped))
+            out[(row.subject_token, row.dek_version)] = row
+    return {key: out[key] for key in wanted if key in out}
 
 
 def delete_data_keys(conn: Connection, token: str) -> int:
@@ -223,6 +244,21 @@ def count_keys_by_kek_version(conn: Connection) -> dict[int, int]:
 
 def insert_fields(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     _insert_many(conn, fields, rows)
+
+
+def select_fields_of(conn: Connection, tokens: Sequence[str], names: Sequence[str]) -> dict[str, list[FieldRow]]:
+    """The sealed values of ``names`` of many subjects, by token, each by field then seq."""
+    out: dict[str, list[FieldRow]] = {token: [] for token in tokens}
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    for i in range(0, len(tokens), _IN_CHUNK):
+        chunk = list(tokens[i:i + _IN_CHUNK])
+        # Constant text and placeholders only, straight to the driver: thousands of rows come back.
+        sql = (f"SELECT subject_token, field, seq, envelope FROM vault_fields "  # noqa: S608
+               f"WHERE subject_token IN ({', '.join([mark] * len(chunk))}) "
+               f"AND field IN ({', '.join([mark] * len(names))}) ORDER BY subject_token, field, seq")
+        for token, name, seq, envelope in conn.exec_driver_sql(sql, (*chunk, *names)):
+            out[token].append(FieldRow(name, seq, bytes(envelope)))
+    return out
 
 
 def select_fields(conn: Connection, token: str, names: Iterable[str] | None = None) -> list[FieldRow]:

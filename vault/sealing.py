@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from vault.blind_index import BlindIndexer
-from vault.envelope import open_field, seal_fields
+from vault.envelope import open_fields, seal_fields
 from vault.errors import InvalidFieldValueError, VaultDecryptError
 from vault.fields import FieldCatalogue
 from vault.repository import FieldRow
@@ -95,10 +95,10 @@ class FieldSealer:
     def open(self, subject: str, data_key: bytes, rows: Sequence[FieldRow]) -> dict[str, list[str]]:
         """The plaintext values of ``rows`` by field; VaultDecryptError if any does not open."""
         out: dict[str, list[str]] = {}
-        for row in rows:
-            plain = open_field(data_key, row.envelope, subject=subject, field=row.field)
+        plain = open_fields(data_key, [(row.field, row.envelope) for row in rows], subject=subject)
+        for row, value in zip(rows, plain, strict=True):
             try:
-                text = plain.decode("utf-8")
+                text = value.decode("utf-8")
             except UnicodeDecodeError:
                 raise VaultDecryptError() from None
             out.setdefault(row.field, []).append(text)

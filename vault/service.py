@@ -47,16 +47,16 @@ from audit.events import (
 from audit.service import AuditLog
 from core.clock import SYSTEM_CLOCK, Clock
 from core.db import write_connection
-from core.errors import ConflictError, InvalidInputError, PermissionDeniedError
+from core.errors import ConflictError, InvalidInputError, PermissionDeniedError, TarczaError
 from core.logging import get_logger
 from identity.principal import Principal
-from policies.authorizer import Authorizer, Decision, Resource
+from policies.authorizer import Authorizer, Decision, Resource, decide_each
 from vault import repository
 from vault.blind_index import BlindIndexer
 from vault.blobs import BlobNotFoundError, BlobStore, decrypt_stream, encrypt_stream
 from vault.datakeys import DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL, DataKeyCache, DataKeys, NewDataKey
 from vault.envelope import seal_field
-from vault.errors import KeyProviderError, SubjectNotFoundError
+from vault.errors import KeyProviderError, SubjectNotFoundError, VaultDecryptError
 from vault.fields import FieldCatalogue
 from vault.keys import KeyProvider
 from vault.masking import mask_for
@@ -69,6 +69,7 @@ __all__ = [
     "Action",
     "NewSubject",
     "RecordingInfo",
+    "RevealResult",
     "ShredReport",
     "SubjectShreddedError",
     "VaultService",
@@ -79,6 +80,7 @@ log = get_logger(__name__)
 
 SEARCH_LIMIT: Final = 100
 MAX_JUSTIFICATION: Final = 2000
+MAX_BULK_REVEAL: Final = 1000
 ERASURE_PURPOSE: Final = "erasure"
 _PURPOSE = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
 _MEDIA_TYPE = re.compile(r"[a-z]+/[a-z0-9][a-z0-9.+-]{0,80}")
@@ -114,6 +116,20 @@ class NewSubject:
     kind: str
     fields: FieldValues
     idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class RevealResult:
+    """One subject's answer in a bulk reveal: its values, or the error that stands in their place."""
+
+    subject: str
+    fields: dict[str, list[str]] | None = None
+    error: TarczaError | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"subject": self.subject, "error": self.error.problem()}
+        return {"subject": self.subject, "fields": self.fields}
 
 
 @dataclass(frozen=True)
@@ -267,6 +283,76 @@ class VaultService:
             rows = repository.select_fields(conn, token, names)
         values = self.sealer.open(token, data_key, rows)
         return {name: values.get(name, []) for name in names}
+
+    def reveal_many(self, principal: Principal, tokens: Sequence[str], fields: Sequence[str], purpose: str,
+                    justification: str | None = None) -> list[RevealResult]:
+        """Reveal the same fields of many subjects for one purpose (a letters run, an export to a court).
+
+        Each subject is decided on its own (case assignment, restriction), and gets its own
+        ``vault.access`` entry, allowed or refused; all the entries are appended and committed
+        together BEFORE anything is decrypted: if that append fails, nothing is revealed.
+        Unknown, shredded and refused subjects come back as errors in their place; the
+        others with their values. At most :data:`MAX_BULK_REVEAL` subjects per call.
+        """
+        names = self.sealer.check_names(fields)
+        if not names:
+            raise InvalidInputError("name at least one field to reveal")
+        _check_purpose(purpose)
+        if justification is not None and not 0 < len(justification) <= MAX_JUSTIFICATION:
+            raise InvalidInputError(f"a justification has 1 to {MAX_JUSTIFICATION} characters")
+        wanted = list(dict.fromkeys(tokens))
+        if not 0 < len(wanted) <= MAX_BULK_REVEAL:
+            raise InvalidInputError(f"name 1 to {MAX_BULK_REVEAL} subjects to reveal")
+        valid = [t for t in wanted if is_token(t, SUBJECT_PREFIX)]
+        with self.engine.connect() as conn:
+            found = repository.get_subjects(conn, valid)
+        errors: dict[str, TarczaError] = {}
+        active: list[repository.SubjectRow] = []
+        for token in wanted:
+            row = found.get(token)
+            if row is None:
+                errors[token] = SubjectNotFoundError("no subject has this token")
+            elif row.shredded:
+                errors[token] = SubjectShreddedError("the subject was shredded; its data can no longer be read")
+            else:
+                active.append(row)
+        decisions = decide_each(self.authorizer, principal, Action.REVEAL,
+                                [self._resource_for(row.token) for row in active], purpose=purpose,
+                                now=self.clock.now(), justification=justification)
+        with self.engine.connect() as conn:
+            keys = self.keys.get_many(conn, [(row.token, row.dek_version) for row in active])
+        events: list[tuple[AuditEvent, str | None]] = []
+        allowed: list[tuple[repository.SubjectRow, bytes]] = []
+        for row, decision in zip(active, decisions, strict=True):
+            data_key = keys.get((row.token, row.dek_version))
+            if data_key is None:  # shredded while we looked, or a key that does not unwrap (logged)
+                errors[row.token] = VaultDecryptError()
+                continue
+            sealed = None if justification is None else sealed_b64(seal_field(
+                data_key, justification.encode("utf-8"), subject=row.token, field=_JUSTIFICATION_FIELD,
+                key_version=row.dek_version))
+            events.append((self._event("vault.access", principal, row.token, self._access_payload(
+                Action.REVEAL, decision, fields=names, purpose=purpose, justification=sealed)), None))
+            if decision.allowed:
+                allowed.append((row, data_key))
+            else:
+                errors[row.token] = PermissionDeniedError(f"{Action.REVEAL} refused by a {decision.rule} rule",
+                                                          rule=decision.rule)
+        if events:
+            self.audit.append_many(events)  # durable before any plaintext exists
+        with self.engine.connect() as conn:
+            rows = repository.select_fields_of(conn, [row.token for row, _ in allowed], names)
+        values = {row.token: self.sealer.open(row.token, data_key, rows[row.token]) for row, data_key in allowed}
+        out: list[RevealResult] = []
+        for token in wanted:
+            if token in values:
+                out.append(RevealResult(token, {name: values[token].get(name, []) for name in names}))
+            else:
+                out.append(RevealResult(token, error=errors[token]))
+        refused = sum(1 for e in errors.values() if isinstance(e, PermissionDeniedError))
+        if refused:
+            log.info("vault_access_denied", action=Action.REVEAL, subjects=refused)
+        return out
 
     def search(self, principal: Principal, field: str, value: str, purpose: str) -> list[str]:
         """Tokens of active subjects holding exactly ``value`` in ``field`` (by blind index)."""
@@ -497,15 +583,21 @@ class VaultService:
             self._refuse(principal, action, token, decision, fields=fields, purpose=purpose)
         return decision
 
+    @staticmethod
+    def _access_payload(action: str, decision: Decision, *, fields: list[str], purpose: str | None,
+                        view: str = "full", justification: str | None = None,
+                        recording_id: str | None = None) -> VaultAccessPayload:
+        return VaultAccessPayload.model_validate({
+            "fields": fields, "purpose": purpose or "unspecified", "decision": "allow" if decision.allowed else "deny",
+            "view": view, "break_glass": decision.break_glass, "justification": justification,
+            "reason": None if decision.allowed else decision.rule, "action": action, "recording_id": recording_id})
+
     def _access(self, principal: Principal, action: str, token: str, decision: Decision, *, fields: list[str],
                 purpose: str | None, view: str = "full", justification: str | None = None,
                 recording_id: str | None = None) -> None:
-        payload: dict[str, Any] = {
-            "fields": fields, "purpose": purpose or "unspecified", "decision": "allow" if decision.allowed else "deny",
-            "view": view, "break_glass": decision.break_glass, "justification": justification,
-            "reason": None if decision.allowed else decision.rule, "action": action, "recording_id": recording_id}
-        self.audit.record("vault.access", actor=principal.actor, subject=token or None,
-                          payload=VaultAccessPayload.model_validate(payload))
+        payload = self._access_payload(action, decision, fields=fields, purpose=purpose, view=view,
+                                       justification=justification, recording_id=recording_id)
+        self.audit.record("vault.access", actor=principal.actor, subject=token or None, payload=payload)
 
     def _refuse(self, principal: Principal, action: str, token: str, decision: Decision, *, fields: list[str],
                 purpose: str | None, view: str = "full", justification: str | None = None,

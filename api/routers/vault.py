@@ -43,7 +43,7 @@ from audit.events import VaultAccessPayload
 from core.errors import InvalidInputError, TarczaError
 from identity.principal import Principal
 from policies.authorizer import Decision, Resource
-from vault.service import Action
+from vault.service import MAX_BULK_REVEAL, Action
 from vault.tokens import RECORDING_PREFIX, SUBJECT_PREFIX, is_token
 
 router = APIRouter(tags=["vault"])
@@ -151,6 +151,11 @@ class RevealRequest(BaseModel):
                                        description="Break-glass justification (compliance officers); sealed in the log")
 
 
+class BulkRevealRequest(RevealRequest):
+    subjects: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        min_length=1, max_length=MAX_BULK_REVEAL, description=f"Subject tokens (1 to {MAX_BULK_REVEAL})")
+
+
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     field: FieldName
@@ -201,6 +206,21 @@ def reveal(token: SubjectToken, body: RevealRequest, response: Response, runtime
     values = runtime.vault.reveal(principal, token, body.fields, body.purpose, body.justification)
     response.headers.update(NO_STORE)
     return {"subject": token, "fields": values}
+
+
+@router.post("/v1/subjects/reveal", responses=PROBLEMS,
+             summary="Reveal the same fields of many subjects (each decided and logged first; errors in place)")
+def reveal_many(body: BulkRevealRequest, response: Response, runtime: RuntimeDep,
+                principal: Revealer) -> dict[str, Any]:
+    """For batch jobs (a letters run): one call, one shared audit commit, one result per subject.
+
+    A subject that is unknown, shredded or refused (case assignment, restriction) gets a
+    problem-details ``error`` in its place; the others their ``fields``. Every decided
+    subject has its own ``vault.access`` entry, committed before anything is decrypted.
+    """
+    results = runtime.vault.reveal_many(principal, body.subjects, body.fields, body.purpose, body.justification)
+    response.headers.update(NO_STORE)
+    return {"results": [r.to_json() for r in results]}
 
 
 @router.post("/v1/subjects/search", responses=PROBLEMS,

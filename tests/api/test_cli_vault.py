@@ -169,6 +169,19 @@ class TestSubjectCommands:
                           "--purpose", PURPOSE))
         assert revealed.splitlines() == [f"pesel: {person['pesel']}", f"last_name: {person['last_name']}"]
 
+        other = debtor(fake)
+        second = ok(run(env, "subject", "create", *[a for n, v in other.items() for a in ("--field", f"{n}={v}")]))
+        unknown = "sub_" + "0" * 22
+        many = run(env, "subject", "reveal-many", "--field", "pesel", "--purpose", PURPOSE, "--tokens-file", "-",
+                   stdin=f"{token}\n{second.strip()}\n{unknown}\n")
+        assert many.returncode == 1
+        lines = [json.loads(line) for line in many.stdout.splitlines()]
+        assert [line.get("fields") for line in lines[:2]] == [{"pesel": [person["pesel"]]}, {"pesel": [other["pesel"]]}]
+        assert (lines[2]["subject"], lines[2]["error"]["status"]) == (unknown, 404)
+        assert many.stderr.strip() == "error: 1 of 3 subjects were not revealed (see their error lines)"
+        both = json.loads(ok(run(env, "subject", "reveal-many", token, "--field", "last_name", "--purpose", PURPOSE)))
+        assert both == {"subject": token, "fields": {"last_name": [person["last_name"]]}}
+
         found = ok(run(env, "subject", "search", "--field", "pesel", "--value-stdin", "--purpose", PURPOSE,
                        stdin=person["pesel"] + "\n"))
         assert found.split() == [token]

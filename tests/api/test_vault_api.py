@@ -78,6 +78,36 @@ def canonical(fields: dict[str, str]) -> dict[str, list[str]]:
     return {name: [normalise(name, catalogue.get(name).kind, value)] for name, value in fields.items()}
 
 
+class TestBulkReveal:
+    def test_many_subjects_in_one_call_with_errors_in_place(self, api: Api, fake: Faker) -> None:
+        """POST /v1/subjects/reveal: values for each revealable subject, problem details for the rest,
+        one access entry per decided subject, nothing cached, and the same gate as a single reveal."""
+        dpo = api.person("dpo")
+        people = [debtor(fake) for _ in range(3)]
+        tokens = [api.http.post("/v1/subjects", json={"kind": "debtor", "fields": p}, headers=dpo).json()["token"]
+                  for p in people]
+        assert api.http.delete(f"/v1/subjects/{tokens[2]}", headers=api.person("dpo")).status_code == 200
+        ask = {"subjects": [*tokens, "sub_" + "0" * 22], "fields": ["pesel", "last_name"], "purpose": PURPOSE}
+
+        answer = api.http.post("/v1/subjects/reveal", json=ask, headers=dpo)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["cache-control"] == "no-store"
+        results = answer.json()["results"]
+        for result, fields in zip(results[:2], people[:2], strict=True):
+            assert result["fields"] == {name: canonical(fields)[name] for name in ("pesel", "last_name")}
+        assert [r["error"]["status"] for r in results[2:]] == [410, 404]
+        for token in tokens[:2]:
+            assert [e["payload"]["decision"] for e in api.access_entries(token)] == ["allow"]
+
+        stale = api.http.post("/v1/subjects/reveal", json=ask, headers=api.person("dpo", second_factor_minutes_ago=11))
+        assert stale.status_code == 403
+        assert people[0]["pesel"] not in stale.text
+        assert api.http.post("/v1/subjects/reveal", json=ask, headers=api.system("subjects:read-masked")
+                             ).status_code == 403
+        too_many = api.http.post("/v1/subjects/reveal", json={**ask, "subjects": tokens * 400}, headers=dpo)
+        assert too_many.status_code == 422
+
+
 class TestVaultFlow:
     def test_create_view_reveal_search_record_play_shred(self, api: Api, fake: Faker) -> None:
         """A subject goes through every route: masked, revealed after a fresh second factor, found,

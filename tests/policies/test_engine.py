@@ -224,3 +224,31 @@ class TestLoading:
         monkeypatch.setattr(engine, "POLICY_DIR", directory)
         with pytest.raises(ConfigurationError), TestClient(create_app(runtime=initialised_runtime)):
             pass
+
+
+class TestDecideMany:
+    """CedarAuthorizer.decide_many (one Cedar batch) gives exactly what deciding each resource alone gives."""
+
+    RESOURCES = [
+        Resource("subject", "sub_A", case_ids=frozenset({"SPR-1"})),
+        Resource("subject", "sub_B", case_ids=frozenset({"SPR-2"})),
+        Resource("subject", "sub_C", case_ids=frozenset({"SPR-1"}), restricted=True),
+        Resource("subject", "sub_D", objection=True),
+        Resource("subject", "sub_A", case_ids=frozenset({"SPR-1"})),  # the same subject twice
+    ]
+
+    @pytest.mark.parametrize("principal", [
+        user(Role.COLLECTOR), user(Role.COLLECTOR, at=None), user(Role.DPO), user(Role.FIELD_AGENT),
+        user(Role.AUDITOR), user(Role.COMPLIANCE_OFFICER), client("subjects:reveal"), client("subjects:write"),
+        SYSTEM,
+    ], ids=lambda p: f"{p.kind.value}:{'+'.join(sorted(r.value for r in p.roles)) or '-'}")
+    @pytest.mark.parametrize("action", ["reveal", "read_masked", "shred", "no-such-action"])
+    @pytest.mark.parametrize(("purpose", "justification"), [
+        ("debt_collection", None), (None, None), ("emergency", "x" * 40)])
+    def test_same_as_one_by_one(self, authorizer: CedarAuthorizer, principal: Principal, action: str,
+                                purpose: str | None, justification: str | None) -> None:
+        one_by_one = [authorizer.decide(principal, action, r, purpose=purpose, now=NOW, justification=justification)
+                      for r in self.RESOURCES]
+        assert authorizer.decide_many(principal, action, self.RESOURCES, purpose=purpose, now=NOW,
+                                      justification=justification) == one_by_one
+        assert authorizer.decide_many(principal, action, [], purpose=purpose, now=NOW) == []

@@ -512,6 +512,93 @@ class TestReveal:
         assert env.provider.unwraps == 2
 
 
+class RestrictedStub(PolicyStub):
+    """The stub, refusing any action on a subject under a GDPR restriction."""
+
+    def decide(self, principal: Principal, action: str, resource: Resource, *, purpose: str | None,
+               now: datetime, justification: str | None = None) -> Decision:
+        if resource.restricted:
+            return Decision(False, "restriction", "restricted")
+        return super().decide(principal, action, resource, purpose=purpose, now=now, justification=justification)
+
+
+class TestRevealMany:
+    """VaultService.reveal_many: one decision and one entry per subject, one commit, then decryption."""
+
+    def test_values_match_single_reveals_and_come_in_order(self, env: Env, fake: Faker) -> None:
+        """Every subject's values are what a single reveal gives, in the order asked (repeats once)."""
+        people = [person(fake) for _ in range(5)]
+        tokens = env.service.create_subjects(CRM, [NewSubject("debtor", p) for p in people])
+        asked = [tokens[3], tokens[0], tokens[3], tokens[4]]
+        results = env.service.reveal_many(COLLECTOR, asked, ["pesel", "phone", "last_name"], PURPOSE)
+        assert [r.subject for r in results] == [tokens[3], tokens[0], tokens[4]]
+        for result in results:
+            assert result.error is None
+            assert result.fields == env.service.reveal(COLLECTOR, result.subject, ["pesel", "phone", "last_name"],
+                                                       PURPOSE)
+
+    def test_every_entry_is_committed_before_anything_is_decrypted(self, env: Env, fake: Faker) -> None:
+        """All the access entries go in one append, before the first decryption."""
+        tokens = env.service.create_subjects(CRM, [NewSubject("debtor", person(fake)) for _ in range(4)])
+        env.journal.clear()
+        env.service.reveal_many(COLLECTOR, tokens, ["pesel"], PURPOSE)
+        assert env.journal[:4] == ["audit:vault.access"] * 4
+        assert set(env.journal[4:]) == {"decrypt"}
+        for token in tokens:
+            [event] = env.events(token, "vault.access")
+            assert event["payload"]["decision"] == "allow"
+            assert event["actor"]["id"] == COLLECTOR.id
+
+    def test_failed_append_reveals_nothing(self, env: Env, fake: Faker) -> None:
+        """If the entries cannot be appended, the call fails and nothing is decrypted."""
+        tokens = env.service.create_subjects(CRM, [NewSubject("debtor", person(fake)) for _ in range(3)])
+        env.audit.fail_types = {"vault.access"}
+        env.journal.clear()
+        with pytest.raises(OSError, match="audit"):
+            env.service.reveal_many(COLLECTOR, tokens, ["pesel"], PURPOSE)
+        assert "decrypt" not in env.journal
+
+    def test_unknown_shredded_and_refused_subjects_get_errors_in_place(self, env: Env, fake: Faker) -> None:
+        """Errors stand in for the subjects that cannot be revealed; a refusal is logged as denied."""
+        tokens = env.service.create_subjects(CRM, [NewSubject("debtor", person(fake)) for _ in range(4)])
+        env.service.shred(CRM, tokens[1])
+        service = VaultService(env.engine, env.provider, env.audit, RestrictedStub(), load_catalogue(), env.clock,
+                               env.blobs, resource_for=lambda t: Resource("subject", t, restricted=t == tokens[2]))
+        unknown = new_token()
+        results = service.reveal_many(COLLECTOR, [tokens[0], tokens[1], tokens[2], unknown, "not-a-token"],
+                                      ["pesel"], PURPOSE)
+        assert results[0].fields is not None and results[0].error is None
+        codes = [r.error.problem()["type"] if r.error else None for r in results]
+        assert codes == [None, "urn:tarcza:problem:subject-shredded", "urn:tarcza:problem:forbidden",
+                         "urn:tarcza:problem:subject-not-found", "urn:tarcza:problem:subject-not-found"]
+        assert results[2].to_json() == {"subject": tokens[2], "error": results[2].error.problem()}  # type: ignore[union-attr]
+        [denied] = env.events(tokens[2], "vault.access")
+        assert (denied["payload"]["decision"], denied["payload"]["reason"]) == ("deny", "restriction")
+        assert env.events(unknown) == []
+
+    def test_refused_for_everyone_without_a_fresh_second_factor(self, env: Env, fake: Faker) -> None:
+        """Without a fresh second factor every subject is refused, and each refusal is logged."""
+        tokens = env.service.create_subjects(CRM, [NewSubject("debtor", person(fake)) for _ in range(3)])
+        env.journal.clear()
+        results = env.service.reveal_many(COLLECTOR_NO_2FA, tokens, ["pesel"], PURPOSE)
+        assert all(r.fields is None and r.error is not None for r in results)
+        assert "decrypt" not in env.journal
+        assert [env.events(t, "vault.access")[0]["payload"]["reason"] for t in tokens] == ["second_factor"] * 3
+
+    def test_bad_requests_are_refused_before_anything_happens(self, env: Env, fake: Faker) -> None:
+        """No fields, a bad purpose, no subjects or too many: InvalidInputError, nothing logged."""
+        token = env.service.create_subject(CRM, "debtor", person(fake))
+        size = env.audit.size()
+        for tokens, names, purpose in (([token], [], PURPOSE), ([token], ["pesel"], "Bad Purpose"),
+                                       ([], ["pesel"], PURPOSE),
+                                       ([new_token() for _ in range(1001)], ["pesel"], PURPOSE)):
+            with pytest.raises(InvalidInputError):
+                env.service.reveal_many(COLLECTOR, tokens, names, purpose)
+        with pytest.raises(InvalidFieldValueError):
+            env.service.reveal_many(COLLECTOR, [token], ["no_such_field"], PURPOSE)
+        assert env.audit.size() == size
+
+
 class TestSearch:
     """VaultService.search."""
 
