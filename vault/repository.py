@@ -136,9 +136,18 @@ def get_subjects(conn: Connection, tokens: Sequence[str]) -> dict[str, SubjectRo
     """The subjects of ``tokens`` that exist, by token (one query per 400 tokens)."""
     out: dict[str, SubjectRow] = {}
     for i in range(0, len(tokens), _IN_CHUNK):
-        for row in conn.execute(select(subjects).where(subjects.c.token.in_(list(tokens[i:i + _IN_CHUNK])))):
-            out[str(row.token)] = _subject(row)
+        chunk = list(tokens[i:i + _IN_CHUNK])
+        sql = ("SELECT token, kind, status, dek_version, request_hash FROM vault_subjects "  # noqa: S608
+               f"WHERE token IN ({_marks(conn, len(chunk))})")  # constant text and placeholders only
+        for token, kind, status, dek_version, request_hash in conn.exec_driver_sql(sql, tuple(chunk)):
+            out[token] = SubjectRow(token, kind, status, dek_version,
+                                    None if request_hash is None else bytes(request_hash))
     return out
+
+
+def _marks(conn: Connection, count: int) -> str:
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return ", ".join([mark] * count)
 
 
 def subjects_by_idempotency(conn: Connection, hashes: Sequence[bytes]) -> dict[bytes, SubjectRow]:
@@ -182,10 +191,11 @@ def get_data_keys(conn: Connection, wanted: Sequence[tuple[str, int]]) -> dict[t
     out: dict[tuple[str, int], DataKeyRow] = {}
     tokens = sorted({token for token, _ in wanted})
     for i in range(0, len(tokens), _IN_CHUNK):
-        stmt = select(data_keys).where(data_keys.c.subject_token.in_(tokens[i:i + _IN_CHUNK]))
-        for r in conn.execute(stmt):
-            row = DataKeyRow(str(r.subject_token), int(r.dek_version), int(r.kek_version), bytes(r.wrapped))
-            out[(row.subject_token, row.dek_version)] = row
+        chunk = tokens[i:i + _IN_CHUNK]
+        sql = ("SELECT subject_token, dek_version, kek_version, wrapped FROM vault_data_keys "  # noqa: S608
+               f"WHERE subject_token IN ({_marks(conn, len(chunk))})")  # constant text and placeholders only
+        for token, dek_version, kek_version, wrapped in conn.exec_driver_sql(sql, tuple(chunk)):
+            out[(token, dek_version)] = DataKeyRow(token, dek_version, kek_version, bytes(wrapped))
     return {key: out[key] for key in wanted if key in out}
 
 
@@ -249,13 +259,12 @@ def insert_fields(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 def select_fields_of(conn: Connection, tokens: Sequence[str], names: Sequence[str]) -> dict[str, list[FieldRow]]:
     """The sealed values of ``names`` of many subjects, by token, each by field then seq."""
     out: dict[str, list[FieldRow]] = {token: [] for token in tokens}
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     for i in range(0, len(tokens), _IN_CHUNK):
         chunk = list(tokens[i:i + _IN_CHUNK])
         # Constant text and placeholders only, straight to the driver: thousands of rows come back.
-        sql = (f"SELECT subject_token, field, seq, envelope FROM vault_fields "  # noqa: S608
-               f"WHERE subject_token IN ({', '.join([mark] * len(chunk))}) "
-               f"AND field IN ({', '.join([mark] * len(names))}) ORDER BY subject_token, field, seq")
+        sql = ("SELECT subject_token, field, seq, envelope FROM vault_fields "  # noqa: S608
+               f"WHERE subject_token IN ({_marks(conn, len(chunk))}) "
+               f"AND field IN ({_marks(conn, len(names))}) ORDER BY subject_token, field, seq")
         for token, name, seq, envelope in conn.exec_driver_sql(sql, (*chunk, *names)):
             out[token].append(FieldRow(name, seq, bytes(envelope)))
     return out

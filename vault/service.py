@@ -261,28 +261,15 @@ class VaultService:
 
     def reveal(self, principal: Principal, token: str, fields: Sequence[str], purpose: str,
                justification: str | None = None) -> dict[str, list[str]]:
-        """The plaintext values of ``fields``, after an allowed decision and its audit entry (in that order)."""
-        names = self.sealer.check_names(fields)
-        if not names:
-            raise InvalidInputError("name at least one field to reveal")
-        _check_purpose(purpose)
-        if justification is not None and not 0 < len(justification) <= MAX_JUSTIFICATION:
-            raise InvalidInputError(f"a justification has 1 to {MAX_JUSTIFICATION} characters")
-        subject = self._active(token)
-        decision = self._decide(principal, Action.REVEAL, token, purpose=purpose, justification=justification)
-        with self.engine.connect() as conn:
-            data_key = self.keys.get(conn, token, subject.dek_version)
-        sealed = None if justification is None else sealed_b64(seal_field(
-            data_key, justification.encode("utf-8"), subject=token, field=_JUSTIFICATION_FIELD,
-            key_version=subject.dek_version))
-        if not decision.allowed:
-            self._refuse(principal, Action.REVEAL, token, decision, fields=names, purpose=purpose,
-                         justification=sealed)
-        self._access(principal, Action.REVEAL, token, decision, fields=names, purpose=purpose, justification=sealed)
-        with self.engine.connect() as conn:
-            rows = repository.select_fields(conn, token, names)
-        values = self.sealer.open(token, data_key, rows)
-        return {name: values.get(name, []) for name in names}
+        """The plaintext values of ``fields``, after an allowed decision and its audit entry (in that order).
+
+        :meth:`reveal_many` for one subject, raising its error (unknown, shredded, refused).
+        """
+        [result] = self.reveal_many(principal, [token], fields, purpose, justification)
+        if result.error is not None:
+            raise result.error
+        assert result.fields is not None  # noqa: S101 - a result holds fields or an error
+        return result.fields
 
     def reveal_many(self, principal: Principal, tokens: Sequence[str], fields: Sequence[str], purpose: str,
                     justification: str | None = None) -> list[RevealResult]:
