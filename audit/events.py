@@ -20,6 +20,8 @@ import base64
 import binascii
 import hashlib
 import json
+import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -59,6 +61,7 @@ Text = Annotated[str, Field(max_length=500), AfterValidator(_no_plain_pii)]
 """A short plain string that must not carry personal data (codes, ids, reasons)."""
 
 Token = Annotated[str, Field(pattern=SUBJECT_TOKEN_PATTERN)]
+_SUBJECT_TOKEN = re.compile(SUBJECT_TOKEN_PATTERN)
 
 
 def sealed_b64(data: bytes) -> str:
@@ -338,6 +341,27 @@ def build_event(
     return event
 
 
+def build_events(
+    event_type: str, *, actor: Actor, time: datetime, payload: dict[str, Any] | Payload, subjects: Sequence[str],
+) -> list[AuditEvent]:
+    """The same event about each of ``subjects`` (each with its own id), validated once.
+
+    Equal to :func:`build_event` for each subject in turn; bulk paths (a thousand subjects
+    created at once) use it because validating the payload is most of an event's cost.
+    """
+    if not subjects:
+        return []
+    first = build_event(event_type, actor=actor, time=time, payload=payload, subject=subjects[0])
+    out = [first]
+    for subject in subjects[1:]:
+        if not isinstance(subject, str) or _SUBJECT_TOKEN.fullmatch(subject) is None:
+            raise InvalidInputError(f"event {event_type!r} refused: subject: not a subject token",
+                                    event_type=event_type)
+        out.append(first.model_copy(update={"id": new_event_id(), "subject": subject,
+                                            "payload": dict(first.payload)}))
+    return out
+
+
 def _canonical_times(model: type[Payload], typed: Payload) -> dict[str, str]:
     out: dict[str, str] = {}
     for name in model.model_fields:
@@ -349,8 +373,6 @@ def _canonical_times(model: type[Payload], typed: Payload) -> dict[str, str]:
 
 def parse_leaf_input(data: bytes) -> dict[str, Any]:
     """Parse an exported leaf input and check that it is canonical; ValueError if not."""
-    import json
-
     value = json.loads(data.decode("utf-8"))
     if not isinstance(value, dict) or rfc8785.dumps(value) != data:
         raise ValueError("leaf input is not canonical JSON (RFC 8785)")

@@ -252,8 +252,29 @@ def count_keys_by_kek_version(conn: Connection) -> dict[int, int]:
 # -- fields -----------------------------------------------------------------------------------------
 
 
-def insert_fields(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    _insert_many(conn, fields, rows)
+FIELD_COLUMNS = ("subject_token", "field", "seq", "envelope", "blind_index", "created_at", "updated_at")
+FieldRowValues = tuple[str, str, int, bytes, bytes | None, datetime, datetime]
+"""A ``vault_fields`` row as :meth:`vault.sealing.FieldSealer.rows` makes it, in FIELD_COLUMNS order."""
+
+
+def insert_fields(conn: Connection, rows: Sequence[FieldRowValues]) -> None:
+    """Insert field rows with one driver-level executemany (times through the column type, once each)."""
+    if not rows:
+        return
+    to_db = DateTime(timezone=True).dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    tuples: Sequence[tuple[Any, ...]] = rows
+    if to_db is not None:
+        seen: dict[datetime, Any] = {}
+
+        def time(value: datetime) -> Any:
+            out = seen.get(value)
+            if out is None:
+                out = seen[value] = to_db(value)
+            return out
+
+        tuples = [(*r[:5], time(r[5]), time(r[6])) for r in rows]
+    conn.exec_driver_sql(f"INSERT INTO vault_fields ({', '.join(FIELD_COLUMNS)}) "  # noqa: S608 - constants
+                         f"VALUES ({_marks(conn, len(FIELD_COLUMNS))})", list(tuples))
 
 
 def select_fields_of(conn: Connection, tokens: Sequence[str], names: Sequence[str]) -> dict[str, list[FieldRow]]:

@@ -19,13 +19,13 @@ import hmac
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
 from vault.blind_index import BlindIndexer
 from vault.envelope import open_fields, seal_fields
 from vault.errors import InvalidFieldValueError, VaultDecryptError
 from vault.fields import FieldCatalogue
-from vault.repository import FieldRow
+from vault.repository import FieldRow, FieldRowValues
 from vault.validators import normalise
 
 __all__ = ["MAX_VALUES_PER_FIELD", "FieldSealer", "FieldValues"]
@@ -78,18 +78,19 @@ class FieldSealer:
         return out
 
     def rows(self, subject: str, data_key: bytes, dek_version: int, values: Mapping[str, Sequence[str]], *,
-             now: datetime, created_at: Mapping[str, datetime] | None = None) -> list[dict[str, Any]]:
-        """Rows for ``vault_fields``: one per (already normalised) value, sealed and blind-indexed."""
-        rows: list[dict[str, Any]] = []
+             now: datetime, created_at: Mapping[str, datetime] | None = None) -> list[FieldRowValues]:
+        """Rows for ``vault_fields`` (in :data:`vault.repository.FIELD_COLUMNS` order): one per
+        (already normalised) value, sealed and blind-indexed."""
+        rows: list[FieldRowValues] = []
         plain = [(name, value.encode("utf-8")) for name, items in values.items() for value in items]
         envelopes = iter(seal_fields(data_key, plain, subject=subject, key_version=dek_version))
+        indexer = self.indexer
         for name, items in values.items():
             spec = self.catalogue.get(name)
-            created = (created_at or {}).get(name, now)
+            created = now if created_at is None else created_at.get(name, now)
             for seq, value in enumerate(items):
-                index = self.indexer.compute_canonical(name, spec.kind, value) if spec.blind_index else None
-                rows.append({"subject_token": subject, "field": name, "seq": seq, "envelope": next(envelopes),
-                             "blind_index": index, "created_at": created, "updated_at": now})
+                index = indexer.compute_canonical(name, spec.kind, value) if spec.blind_index else None
+                rows.append((subject, name, seq, next(envelopes), index, created, now))
         return rows
 
     def open(self, subject: str, data_key: bytes, rows: Sequence[FieldRow]) -> dict[str, list[str]]:

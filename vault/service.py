@@ -42,6 +42,7 @@ from audit.events import (
     VaultSearchPayload,
     VaultSubjectPayload,
     build_event,
+    build_events,
     sealed_b64,
 )
 from audit.service import AuditLog
@@ -202,8 +203,7 @@ class VaultService:
             now = self.clock.now()
             field_rows = [row for p, key in fresh
                           for row in self.sealer.rows(p.token, key.key, key.dek_version, p.values, now=now)]
-            self.audit.append_many([(self._event("vault.subject_created", principal, p.token, VaultSubjectPayload(
-                fields=sorted(p.values), subject_kind=p.kind)), None) for p, _ in fresh])
+            self.audit.append_many([(event, None) for event in self._created_events(principal, [p for p, _ in fresh])])
             with write_connection(self.engine) as conn:
                 repository.insert_subjects(conn, [{
                     "token": p.token, "kind": p.kind, "status": ACTIVE, "dek_version": key.dek_version,
@@ -218,6 +218,21 @@ class VaultService:
             self._forget(p.token for p, _ in fresh)
             raise
         return [p.token for p in prepared]
+
+    def _created_events(self, principal: Principal, created: Sequence[_Prepared]) -> list[AuditEvent]:
+        """``vault.subject_created`` for each subject, in order, built once per kind and set of fields."""
+        groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+        for position, p in enumerate(created):
+            groups.setdefault((p.kind, tuple(sorted(p.values))), []).append(position)
+        out: list[AuditEvent | None] = [None] * len(created)
+        now = self.clock.now()
+        for (kind, names), positions in groups.items():
+            events = build_events("vault.subject_created", actor=principal.actor, time=now,
+                                  payload=VaultSubjectPayload(fields=list(names), subject_kind=kind),
+                                  subjects=[created[i].token for i in positions])
+            for position, event in zip(positions, events, strict=True):
+                out[position] = event
+        return [event for event in out if event is not None]
 
     def update_field(self, principal: Principal, token: str, field: str, values: str | Sequence[str]) -> None:
         """Replace every value of ``field`` of a subject."""

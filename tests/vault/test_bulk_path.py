@@ -124,8 +124,7 @@ class TestDriverInserts:
             repository.insert_data_keys(conn, [{"subject_token": SUBJECT, "dek_version": 1, "kek_version": 3,
                                                 "wrapped": b"\x01\x02", "created_at": now, "rewrapped_at": None}])
             repository.insert_fields(conn, [
-                {"subject_token": SUBJECT, "field": "phone", "seq": seq, "envelope": bytes([seq]) * 40,
-                 "blind_index": None if seq else b"\xff" * 16, "created_at": now, "updated_at": now}
+                (SUBJECT, "phone", seq, bytes([seq]) * 40, None if seq else b"\xff" * 16, now, now)
                 for seq in range(2)])
         with engine.connect() as conn:
             subject = repository.get_subject(conn, SUBJECT)
