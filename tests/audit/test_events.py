@@ -11,7 +11,16 @@ from faker import Faker
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit.events import CATALOGUE, Actor, ActorKind, build_event, canonical_json, parse_leaf_input, sealed_b64
+from audit.events import (
+    CATALOGUE,
+    Actor,
+    ActorKind,
+    build_event,
+    build_events,
+    canonical_json,
+    parse_leaf_input,
+    sealed_b64,
+)
 from core.errors import InvalidInputError
 
 fake = Faker("pl_PL")
@@ -99,3 +108,28 @@ class TestCanonicalJson:
         """Text that is not valid Unicode is refused, not written half-encoded."""
         with pytest.raises(InvalidInputError, match="surrogate"):
             canonical_json({"code": "\ud800"})
+
+
+class TestBuildEvents:
+    """build_events: the same event about many subjects, validated once."""
+
+    def test_equal_to_one_by_one_but_for_the_ids(self) -> None:
+        subjects = ["sub_AAAAAAAAAAAAAAAAAAAAAA", "sub_BBBBBBBBBBBBBBBBBBBBBB", "sub_CCCCCCCCCCCCCCCCCCCCCC"]
+        payload = {"fields": ["pesel", "phone"], "subject_kind": "debtor"}
+        many = build_events("vault.subject_created", actor=ACTOR, time=WHEN, payload=payload, subjects=subjects)
+        assert len({e.id for e in many}) == 3
+        for event, subject in zip(many, subjects, strict=True):
+            single = build_event("vault.subject_created", actor=ACTOR, time=WHEN, payload=payload, subject=subject,
+                                 event_id=event.id)
+            assert event.canonical() == single.canonical()
+        assert many[0].payload is not many[1].payload
+
+    def test_a_bad_subject_or_payload_is_refused(self) -> None:
+        payload = {"fields": ["pesel"], "subject_kind": "debtor"}
+        with pytest.raises(InvalidInputError):
+            build_events("vault.subject_created", actor=ACTOR, time=WHEN, payload=payload,
+                         subjects=["sub_AAAAAAAAAAAAAAAAAAAAAA", "has spaces"])
+        with pytest.raises(InvalidInputError):
+            build_events("vault.subject_created", actor=ACTOR, time=WHEN, payload={"fields": ["00012345678"]},
+                         subjects=["sub_AAAAAAAAAAAAAAAAAAAAAA"])
+        assert build_events("vault.subject_created", actor=ACTOR, time=WHEN, payload=payload, subjects=[]) == []

@@ -6,6 +6,7 @@ import hashlib
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -229,7 +230,7 @@ class TestLoading:
 class TestDecideMany:
     """CedarAuthorizer.decide_many (one Cedar batch) gives exactly what deciding each resource alone gives."""
 
-    RESOURCES = [
+    RESOURCES: ClassVar[list[Resource]] = [
         Resource("subject", "sub_A", case_ids=frozenset({"SPR-1"})),
         Resource("subject", "sub_B", case_ids=frozenset({"SPR-2"})),
         Resource("subject", "sub_C", case_ids=frozenset({"SPR-1"}), restricted=True),

@@ -567,7 +567,8 @@ class TestRevealMany:
         unknown = new_token()
         results = service.reveal_many(COLLECTOR, [tokens[0], tokens[1], tokens[2], unknown, "not-a-token"],
                                       ["pesel"], PURPOSE)
-        assert results[0].fields is not None and results[0].error is None
+        assert results[0].fields is not None
+        assert results[0].error is None
         codes = [r.error.problem()["type"] if r.error else None for r in results]
         assert codes == [None, "urn:tarcza:problem:subject-shredded", "urn:tarcza:problem:forbidden",
                          "urn:tarcza:problem:subject-not-found", "urn:tarcza:problem:subject-not-found"]
