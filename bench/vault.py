@@ -52,7 +52,7 @@ from audit.events import ActorKind
 from audit.service import AuditLog
 from bench.common import Progress, Result, percentile, rate, timed
 from core import migrate
-from core.db import make_engine, write_connection
+from core.db import make_engine, read_connection, write_connection
 from identity.principal import Principal, Role
 from policies.engine import CedarAuthorizer
 from vault import repository
@@ -160,20 +160,20 @@ class _Plain:
     def select_fields(self, token: str) -> list[tuple[Any, ...]]:
         sql = (f"SELECT field, seq, value FROM {PLAIN_FIELDS} WHERE subject_token = {self.mark} "  # noqa: S608
                "ORDER BY field, seq")
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             return list(conn.exec_driver_sql(sql, (token,)).all())
 
     def select_fields_of(self, tokens: Sequence[str]) -> list[tuple[Any, ...]]:
         marks = ", ".join([self.mark] * len(tokens))
         sql = (f"SELECT subject_token, field, seq, value FROM {PLAIN_FIELDS} "  # noqa: S608 - constants
                f"WHERE subject_token IN ({marks}) ORDER BY subject_token, field, seq")
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             return list(conn.exec_driver_sql(sql, tuple(tokens)).all())
 
     def lookup(self, field: str, value: str) -> list[str]:
         sql = (f"SELECT DISTINCT subject_token FROM {PLAIN_FIELDS} "  # noqa: S608 - constants
                f"WHERE field = {self.mark} AND value = {self.mark} ORDER BY subject_token LIMIT 100")
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             return [str(t) for t in conn.exec_driver_sql(sql, (field, value)).scalars()]
 
     def fill_keys(self, tokens: Sequence[str], batch: int) -> None:
@@ -319,7 +319,7 @@ def _lookup(vault: VaultService, plain: _Plain, dpo: Principal, tokens: list[str
 
     def blind_lookup(value: str) -> list[str]:
         index = vault.sealer.blind_index("pesel", value)
-        with vault.engine.connect() as conn:
+        with read_connection(vault.engine) as conn:
             return repository.tokens_by_blind_index(conn, "pesel", index, 100)
 
     for i, value in zip(picks[:20], values[:20], strict=True):  # correctness, and warming the caches

@@ -16,6 +16,7 @@ the parameters. A denial names the kind of rule that decided and the policy's
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -80,6 +81,9 @@ class PolicyBundle:
     schema: cedarpy.Schema
     policies: Mapping[str, PolicyInfo]  # Cedar's positional policy id -> annotations
     parameters: AuthorisationParameters
+    # Whether a policy names a subject entity (Tarcza::Subject::"..."): only then can a
+    # decision depend on which subject it is, rather than on the subject's attributes.
+    subject_ids_matter: bool = True
 
     def __repr__(self) -> str:
         return f"PolicyBundle(name={self.name!r}, sha256={self.sha256[:12]}..., policies={len(self.policies)})"
@@ -123,7 +127,11 @@ def load_policy_bundle(directory: Path | None = None) -> PolicyBundle:
     except (yaml.YAMLError, ValidationError) as exc:
         raise _refuse(directory, f"{PARAMETERS_FILE} is invalid: {_first_line(exc)}") from None
     return PolicyBundle(POLICY_SET_NAME, hashlib.sha256(manifest.encode()).hexdigest(), policy_set, schema,
-                        policies, parameters)
+                        policies, parameters, subject_ids_matter=_SUBJECT_LITERAL.search(text) is not None)
+
+
+_SUBJECT_LITERAL = re.compile(r"Subject\s*::\s*\"")
+"""An entity literal of a subject in policy text (comments included: a false alarm only costs speed)."""
 
 
 def _annotations(directory: Path, policy_set: cedarpy.PolicySet) -> dict[str, PolicyInfo]:
@@ -150,6 +158,13 @@ def _annotations(directory: Path, policy_set: cedarpy.PolicySet) -> dict[str, Po
 def _first_line(exc: object) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0][:300] if lines else type(exc).__name__
+
+
+def _attributes(resource: Resource) -> tuple[object, ...]:
+    """Everything of a resource a decision can see when no policy names a subject."""
+    if resource.kind in SUBJECT_RESOURCE_KINDS:
+        return ("subject", resource.case_ids, resource.restricted, resource.objection)
+    return ("system", resource.kind, resource.id)  # a System entity's id is its kind and id: keep it
 
 
 def _uid(kind: str, ident: str) -> dict[str, str]:
@@ -250,6 +265,23 @@ class CedarAuthorizer:
             return [Decision(False, "action", f"unknown action {action!r}") for _ in resources]
         if not resources:
             return []
+        if not self.bundle.subject_ids_matter:
+            # No policy names a subject, and a subject entity has no parents and only the
+            # attributes below: subjects alike in those are decided alike. Decide one of each.
+            groups: dict[tuple[object, ...], int] = {}
+            slots = [groups.setdefault(_attributes(r), len(groups)) for r in resources]
+            if len(groups) < len(resources):
+                firsts: dict[int, Resource] = {}
+                for resource, slot in zip(resources, slots, strict=True):
+                    firsts.setdefault(slot, resource)
+                decided = self._decide_batch(principal, action, canonical, [firsts[i] for i in range(len(groups))],
+                                             purpose=purpose, now=now, justification=justification)
+                return [decided[slot] for slot in slots]
+        return self._decide_batch(principal, action, canonical, resources, purpose=purpose, now=now,
+                                  justification=justification)
+
+    def _decide_batch(self, principal: Principal, action: str, canonical: str, resources: Sequence[Resource], *,
+                      purpose: str | None, now: datetime, justification: str | None) -> list[Decision]:
         principal_uid, entities = self._principal(principal)
         context = self.context(principal, purpose=purpose, now=now, justification=justification)
         requests, seen = [], set()

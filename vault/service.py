@@ -47,7 +47,7 @@ from audit.events import (
 )
 from audit.service import AuditLog
 from core.clock import SYSTEM_CLOCK, Clock
-from core.db import write_connection
+from core.db import read_connection, write_connection
 from core.errors import ConflictError, InvalidInputError, PermissionDeniedError, TarczaError
 from core.logging import get_logger
 from identity.principal import Principal
@@ -239,7 +239,7 @@ class VaultService:
         normalised = self.sealer.normalise({field: values})
         subject = self._active(token)
         self._require(principal, Action.UPDATE, token, purpose=None, fields=[field])
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             data_key = self.keys.get(conn, token, subject.dek_version)
             created = repository.field_created_at(conn, token, field)
         now = self.clock.now()
@@ -263,7 +263,7 @@ class VaultService:
             _check_purpose(purpose)
         subject = self._active(token)
         decision = self._decide(principal, Action.READ_MASKED, token, purpose=purpose)
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             rows = repository.select_fields(conn, token, names)
             data_key = self.keys.get(conn, token, subject.dek_version) if rows and decision.allowed else b""
         shown = names if names is not None else sorted({row.field for row in rows})
@@ -306,7 +306,7 @@ class VaultService:
         if not 0 < len(wanted) <= MAX_BULK_REVEAL:
             raise InvalidInputError(f"name 1 to {MAX_BULK_REVEAL} subjects to reveal")
         valid = [t for t in wanted if is_token(t, SUBJECT_PREFIX)]
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             found = repository.get_subjects(conn, valid)
         errors: dict[str, TarczaError] = {}
         active: list[repository.SubjectRow] = []
@@ -321,7 +321,7 @@ class VaultService:
         decisions = decide_each(self.authorizer, principal, Action.REVEAL,
                                 [self._resource_for(row.token) for row in active], purpose=purpose,
                                 now=self.clock.now(), justification=justification)
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             keys = self.keys.get_many(conn, [(row.token, row.dek_version) for row in active])
         events: list[tuple[AuditEvent, str | None]] = []
         allowed: list[tuple[repository.SubjectRow, bytes]] = []
@@ -342,7 +342,7 @@ class VaultService:
                                                           rule=decision.rule)
         if events:
             self.audit.append_many(events)  # durable before any plaintext exists
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             rows = repository.select_fields_of(conn, [row.token for row, _ in allowed], names)
         values = {row.token: self.sealer.open(row.token, data_key, rows[row.token]) for row, data_key in allowed}
         out: list[RevealResult] = []
@@ -361,7 +361,7 @@ class VaultService:
         _check_purpose(purpose)
         index = self.sealer.blind_index(field, value)
         self._require(principal, Action.SEARCH, "", purpose=purpose, fields=[field])
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             tokens = repository.tokens_by_blind_index(conn, field, index, SEARCH_LIMIT)
         self.audit.record("vault.search", actor=principal.actor, payload=VaultSearchPayload(
             field=field, matches=len(tokens), purpose=purpose, subjects=tokens))
@@ -384,7 +384,7 @@ class VaultService:
             raise InvalidInputError("seal one value (text) at a time")
         normalised = self.sealer.normalise({field: value})[field][0]
         subject = self._active(token)
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             data_key = self.keys.get(conn, token, subject.dek_version)
         return seal_field(data_key, normalised.encode("utf-8"), subject=token, field=event_field_label(field),
                           key_version=subject.dek_version)
@@ -399,7 +399,7 @@ class VaultService:
             raise InvalidInputError("media type must look like type/subtype, e.g. audio/ogg")
         subject = self._active(token)
         self._require(principal, Action.STORE_RECORDING, token, purpose=None, fields=[])
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             data_key = self.keys.get(conn, token, subject.dek_version)
         info = encrypt_stream(data_key, stream, store, subject=token, blob_id=new_token(RECORDING_PREFIX),
                               key_version=subject.dek_version)
@@ -430,7 +430,7 @@ class VaultService:
         if not decision.allowed:
             self._refuse(principal, Action.PLAY_RECORDING, token, decision, fields=[], purpose=purpose,
                          recording_id=recording_id)
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             data_key = self.keys.get(conn, token, recording.dek_version)
         self.audit.record("recording.played", actor=principal.actor, subject=token, payload=RecordingAccessPayload(
             recording_id=recording_id, purpose=purpose, range_start=start, range_end=end))
@@ -453,7 +453,7 @@ class VaultService:
         """Crypto-shred a subject: destroy its data keys, blind indexes and recordings. Idempotent."""
         subject = self._subject(token)
         self._require(principal, Action.SHRED, token, purpose=ERASURE_PURPOSE, fields=[])
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             names = repository.field_names(conn, token)
             recordings = [r.id for r in repository.recordings_of(conn, token)]
         if not subject.shredded:
@@ -511,7 +511,7 @@ class VaultService:
         keyed = [p for p in prepared if p.idempotency_hash is not None]
         if not keyed:
             return
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             found = repository.subjects_by_idempotency(conn, [p.idempotency_hash for p in keyed
                                                               if p.idempotency_hash])
         first: dict[bytes, _Prepared] = {}
@@ -531,7 +531,7 @@ class VaultService:
         """Refuse keys wrapped under a KEK version older than the newest rotation (a stale keyfile)."""
         if not kek_versions:
             return
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             newest = repository.newest_rotation_target(conn)
         if newest is not None and any(v < newest for v in kek_versions):
             raise KeyProviderError("the key provider is older than the newest key rotation; reopen it (restart)")
@@ -544,7 +544,7 @@ class VaultService:
         if not is_token(token, SUBJECT_PREFIX):
             raise SubjectNotFoundError("no subject has this token")
         if conn is None:
-            with self.engine.connect() as own:
+            with read_connection(self.engine) as own:
                 row = repository.get_subject(own, token)
         else:
             row = repository.get_subject(conn, token)
@@ -561,7 +561,7 @@ class VaultService:
     def _recording(self, token: str, recording_id: str) -> repository.RecordingRow:
         recording = None
         if is_token(recording_id, RECORDING_PREFIX):
-            with self.engine.connect() as conn:
+            with read_connection(self.engine) as conn:
                 recording = repository.get_recording(conn, recording_id)
         if recording is None or recording.subject_token != token or recording.shredded:
             raise BlobNotFoundError("this subject has no such recording")

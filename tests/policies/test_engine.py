@@ -253,3 +253,21 @@ class TestDecideMany:
         assert authorizer.decide_many(principal, action, self.RESOURCES, purpose=purpose, now=NOW,
                                       justification=justification) == one_by_one
         assert authorizer.decide_many(principal, action, [], purpose=purpose, now=NOW) == []
+
+    def test_shipped_policies_name_no_subject(self, authorizer: CedarAuthorizer) -> None:
+        """The shipped set never names a subject, so subjects alike in their attributes are decided once."""
+        assert authorizer.bundle.subject_ids_matter is False
+
+    def test_a_policy_naming_a_subject_is_honoured(self, tmp_path: Path) -> None:
+        """Add a rule that names one subject: decide_many then decides each subject on its own."""
+        directory = _copy_policies(tmp_path)
+        with (directory / "authorisation.cedar").open("a", encoding="utf-8") as policies:
+            policies.write('\n@id("restriction.court_order")\n@reason("a court order stops every reveal of '
+                           'this subject")\nforbid (principal, action == Tarcza::Action::"subject.reveal", '
+                           'resource == Tarcza::Subject::"sub_B");\n')
+        named = CedarAuthorizer.load(directory)
+        assert named.bundle.subject_ids_matter is True
+        alike = [Resource("subject", token) for token in ("sub_A", "sub_B", "sub_C")]
+        decisions = named.decide_many(user(Role.DPO), "reveal", alike, purpose="debt_collection", now=NOW)
+        assert [d.allowed for d in decisions] == [True, False, True]
+        assert decisions[1].rule == "restriction"
