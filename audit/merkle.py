@@ -203,7 +203,8 @@ def _perfect_root(leaf_hashes: Sequence[bytes]) -> bytes:
     level = list(leaf_hashes)
     sha256 = hashlib.sha256
     while len(level) > 1:
-        level = [sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+        pairs = iter(level)
+        level = [sha256(b"\x01" + left + right).digest() for left, right in zip(pairs, pairs)]
     return level[0]
 
 
