@@ -204,7 +204,7 @@ def _perfect_root(leaf_hashes: Sequence[bytes]) -> bytes:
     sha256 = hashlib.sha256
     while len(level) > 1:
         pairs = iter(level)
-        level = [sha256(b"\x01" + left + right).digest() for left, right in zip(pairs, pairs)]
+        level = [sha256(b"\x01" + left + right).digest() for left, right in zip(pairs, pairs, strict=True)]
     return level[0]
 
 
