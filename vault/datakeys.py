@@ -146,20 +146,9 @@ class DataKeys:
 
     def get(self, conn: Connection, subject: str, dek_version: int) -> bytes:
         """The unwrapped data key; VaultDecryptError if it is gone (shredded) or does not unwrap."""
-        cached = self.cache.get(subject, dek_version)
-        if cached is not None:
-            return cached
-        row = repository.get_data_key(conn, subject, dek_version)
-        if row is None:
-            log.error("vault_data_key_missing", subject=subject, dek_version=dek_version)
+        key = self.get_many(conn, [(subject, dek_version)]).get((subject, dek_version))
+        if key is None:  # get_many logged why
             raise VaultDecryptError()
-        try:
-            key = self.provider.unwrap(row.kek_version, row.wrapped, aad=wrap_aad(subject, dek_version))
-        except VaultDecryptError:
-            log.error("vault_data_key_unwrap_failed", subject=subject, dek_version=dek_version,
-                      kek_version=row.kek_version)
-            raise
-        self.cache.put(subject, dek_version, key)
         return key
 
     def get_many(self, conn: Connection, wanted: Sequence[tuple[str, int]]) -> dict[tuple[str, int], bytes]:

@@ -7,7 +7,7 @@ plain values: ciphertext, keyed hashes, tokens, versions and times, never plaint
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -102,25 +102,34 @@ def _insert_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]])
         return
     columns = list(rows[0])
     times = [isinstance(table.c[c].type, DateTime) for c in columns]
-    to_db = DateTime(timezone=True).dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    if to_db is None or not any(times):
+    time = _time_converter(conn)
+    if time is None or not any(times):
         tuples = [tuple(row[c] for c in columns) for row in rows]
     else:
-        seen: dict[datetime, Any] = {}
-
-        def time(value: datetime | None) -> Any:
-            if value is None:
-                return None
-            out = seen.get(value)
-            if out is None:
-                out = seen[value] = to_db(value)
-            return out
-
         pairs = list(zip(columns, times, strict=True))
         tuples = [tuple(time(row[c]) if is_time else row[c] for c, is_time in pairs) for row in rows]
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    names, marks = ", ".join(columns), ", ".join([mark] * len(columns))
-    conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", tuples)  # noqa: S608 - model names
+    names = ", ".join(columns)
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({_marks(conn, len(columns))})",  # noqa: S608
+                         tuples)  # model names and placeholders only
+
+
+def _time_converter(conn: Connection) -> Callable[[datetime | None], Any] | None:
+    """The column type's bind processing of times (text on SQLite), once per distinct value
+    (a batch shares one ``now``); None where the driver takes datetimes as they are."""
+    to_db = DateTime(timezone=True).dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    if to_db is None:
+        return None
+    seen: dict[datetime, Any] = {}
+
+    def time(value: datetime | None) -> Any:
+        if value is None:
+            return None
+        out = seen.get(value)
+        if out is None:
+            out = seen[value] = to_db(value)
+        return out
+
+    return time
 
 
 def insert_subjects(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -261,17 +270,9 @@ def insert_fields(conn: Connection, rows: Sequence[FieldRowValues]) -> None:
     """Insert field rows with one driver-level executemany (times through the column type, once each)."""
     if not rows:
         return
-    to_db = DateTime(timezone=True).dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    time = _time_converter(conn)
     tuples: Sequence[tuple[Any, ...]] = rows
-    if to_db is not None:
-        seen: dict[datetime, Any] = {}
-
-        def time(value: datetime) -> Any:
-            out = seen.get(value)
-            if out is None:
-                out = seen[value] = to_db(value)
-            return out
-
+    if time is not None:
         tuples = [(*r[:5], time(r[5]), time(r[6])) for r in rows]
     conn.exec_driver_sql(f"INSERT INTO vault_fields ({', '.join(FIELD_COLUMNS)}) "  # noqa: S608 - constants
                          f"VALUES ({_marks(conn, len(FIELD_COLUMNS))})", list(tuples))

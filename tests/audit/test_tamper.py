@@ -53,6 +53,16 @@ def flip(engine: Engine, table: str, column: str, where: str, params: dict[str, 
         conn.execute(text(f"UPDATE {table} SET {column} = :v WHERE {where}"), {"v": new, **params})
 
 
+def delete_rows(engine: Engine, table: str, where: str) -> None:
+    """DELETE rows of a log table past its append-only trigger (dropped, or disabled, for good)."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execute(text(f"DROP TRIGGER {table}_no_delete"))
+        else:
+            conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER {table}_append_only"))
+        conn.execute(text(f"DELETE FROM {table} WHERE {where}"))
+
+
 @pytest.fixture
 def populated(audit_log: AuditLog) -> AuditLog:
     """A log of 37 entries with checkpoints at 16, 30 and 37."""
@@ -130,26 +140,14 @@ class TestTamperDetection:
 
     def test_deleted_entry_is_detected(self, populated: AuditLog) -> None:
         """Removing an entry in the middle is reported at its index."""
-        engine = populated.engine
-        with engine.begin() as conn:
-            if engine.dialect.name == "sqlite":
-                conn.execute(text("DROP TRIGGER audit_entries_no_delete"))
-            else:
-                conn.execute(text("ALTER TABLE audit_entries DISABLE TRIGGER audit_entries_append_only"))
-            conn.execute(text("DELETE FROM audit_entries WHERE idx = 20"))
+        delete_rows(populated.engine, "audit_entries", "idx = 20")
         with pytest.raises(TamperedLogError) as info:
             populated.verify_database()
         assert info.value.index == 20
 
     def test_deleted_node_is_detected(self, populated: AuditLog) -> None:
         """A stored node removed (so nothing is there to compare) is reported at the entries it covered."""
-        engine = populated.engine
-        with engine.begin() as conn:
-            if engine.dialect.name == "sqlite":
-                conn.execute(text("DROP TRIGGER audit_nodes_no_delete"))
-            else:
-                conn.execute(text("ALTER TABLE audit_nodes DISABLE TRIGGER audit_nodes_append_only"))
-            conn.execute(text("DELETE FROM audit_nodes WHERE level = 4 AND idx = 1"))
+        delete_rows(populated.engine, "audit_nodes", "level = 4 AND idx = 1")
         with pytest.raises(TamperedLogError) as info:
             populated.verify_database()
         assert (info.value.index, info.value.what) == (16, "node")
