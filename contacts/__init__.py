@@ -1,0 +1,2 @@
+"""The collection evidence: contact attempts and outcomes on every channel, and the
+contact-policy firewall asked before every contact."""
