@@ -29,7 +29,7 @@ import phonenumbers
 
 from vault.errors import InvalidFieldValueError
 
-__all__ = ["KINDS", "normalise"]
+__all__ = ["KINDS", "canonical_or_none", "is_valid", "normalise"]
 
 # Anything longer than this is refused before any parsing, whatever the kind, so no
 # parser ever sees an unbounded input. The per-kind limits below are far smaller.
@@ -352,3 +352,21 @@ def normalise(field: str, kind: str, value: str) -> str:
     if not value.strip():
         raise _fail(field, "empty")
     return normaliser(field, value)
+
+
+def canonical_or_none(kind: str, value: str) -> str | None:
+    """The canonical form of ``value`` as ``kind``, or ``None`` when the validator refuses it.
+
+    For callers that test candidates rather than store them (PII detection in free text,
+    see :mod:`vault.detect`): a refusal is an expected outcome there, not an error, and
+    the value never reaches an exception or a log line.
+    """
+    try:
+        return normalise("candidate", kind, value)
+    except InvalidFieldValueError:
+        return None
+
+
+def is_valid(kind: str, value: str) -> bool:
+    """Whether ``value`` passes the ``kind`` validator, checksums and dates included."""
+    return canonical_or_none(kind, value) is not None
