@@ -90,4 +90,5 @@ ROUTER_MODULES: tuple[str, ...] = (
     "api.routers.audit",
     "api.routers.identity",
     "api.routers.vault",
+    "api.routers.contacts",
 )

@@ -7,10 +7,14 @@ command and its tests therefore generate the same values without either writing 
 anywhere: what the command stores goes through the vault, sealed.
 
 Who is in the data: most people are debtors (kind ``debtor``) with every common
-identifier; every fifth person is a guarantor of the debtor before them (kind
-``third_party``, sharing that debtor's case), with fewer fields. Each has one to four
-contacts (phone, SMS, e-mail, field visit), attempted or completed, some with notes, and
-visits with a GPS position; notes and positions are sealed before they reach the log.
+identifier, one or two debts from fictional creditors (some settled, some long
+time-barred) and a case assigned to a collector; every fifth person is a guarantor of the
+debtor before them (kind ``third_party``), with fewer fields. Each has one to four
+contacts over four months on every channel (phone, SMS, e-mail, letter, field visit),
+mostly on working days at working hours, about one in twenty outside them (the firewall
+refuses those, which is part of the demonstration). Some notes name the person's own
+values or a new phone number: the contacts service scrubs and seals them. Visits carry a
+GPS position.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import wave
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, Literal
+from zoneinfo import ZoneInfo
 
 from faker import Faker
 
@@ -27,7 +32,7 @@ from audit.events import Channel
 from vault.errors import InvalidFieldValueError
 from vault.validators import normalise
 
-__all__ = ["DemoContact", "DemoPerson", "demo_people", "demo_person", "demo_recording"]
+__all__ = ["DemoContact", "DemoDebt", "DemoPerson", "demo_people", "demo_person", "demo_recording"]
 
 GUARANTOR_EVERY: Final = 5
 CONTACTS_FROM: Final = datetime(2026, 1, 5, tzinfo=UTC)
@@ -35,38 +40,51 @@ AGENTS: Final = tuple(f"agent-{n:02d}" for n in range(1, 13))
 FIELD_AGENTS: Final = tuple(f"field-agent-{n:02d}" for n in range(1, 6))
 RECORDING_RATE: Final = 8000  # Hz, mono, 16-bit: one second is 16,000 bytes
 
-# (event type, outcome, note or None) per channel. Notes hold no identifiers (they are sealed anyway).
-_OUTCOMES: Final[dict[str, tuple[tuple[str, str, str | None], ...]]] = {
+# (outcome, note template or None) per channel. Templates may name the person's own values
+# ({first}, {last}, {street}, {phone2}, {email}): the contacts service finds them, seals them
+# and stores the note with placeholders, as it would for a real agent's note.
+_OUTCOMES: Final[dict[str, tuple[tuple[str, str | None], ...]]] = {
     "phone": (
-        ("contact.attempted", "no-answer", None),
-        ("contact.attempted", "voicemail", None),
-        ("contact.completed", "promise-to-pay", "Dłużnik obiecał wpłatę raty do końca tygodnia."),
-        ("contact.completed", "payment-plan-agreed", "Uzgodniono spłatę w trzech ratach miesięcznych."),
-        ("contact.completed", "dispute", "Dłużnik kwestionuje wysokość odsetek; prosi o rozliczenie."),
-        ("contact.completed", "refused", "Rozmówca odmówił rozmowy i rozłączył się."),
+        ("no_answer", None),
+        ("voicemail", None),
+        ("busy", None),
+        ("promise_to_pay", "Dłużnik obiecał wpłatę raty do końca tygodnia."),
+        ("answered", "Uzgodniono spłatę w trzech ratach miesięcznych; {first} {last} prosi o harmonogram."),
+        ("disputed", "Dłużnik kwestionuje wysokość odsetek; prosi o rozliczenie na adres {email}."),
+        ("answered", "Dłużnik podał nowy numer telefonu {phone2}, prosi o kontakt po 16:00."),
+        ("refused", "Rozmówca odmówił rozmowy i rozłączył się."),
     ),
-    "sms": (
-        ("contact.attempted", "not-delivered", None),
-        ("contact.completed", "delivered", None),
-    ),
-    "email": (
-        ("contact.attempted", "bounced", None),
-        ("contact.completed", "delivered", None),
-        ("contact.completed", "replied", "Odpowiedź: prośba o przesłanie harmonogramu spłaty."),
-    ),
+    "sms": (("sent", None), ("delivered", None), ("failed", None)),
+    "email": (("sent", None), ("delivered", None), ("bounced", None),
+              ("replied", "Odpowiedź: prośba o przesłanie harmonogramu spłaty.")),
+    "letter": (("sent", None), ("delivered", None), ("returned", "Przesyłka zwrócona: adresat nieznany.")),
     "visit": (
-        ("contact.attempted", "not-home", "Nikt nie otworzył; zostawiono awizo w skrzynce."),
-        ("contact.completed", "met-debtor", "Rozmowa na miejscu; dłużnik zadeklarował wpłatę."),
-        ("contact.completed", "met-household-member", "Rozmowa z domownikiem; przekazano dane kontaktowe."),
+        ("not_at_home", "Nikt nie otworzył; zostawiono awizo w skrzynce przy {street}."),
+        ("met_debtor", "Rozmowa na miejscu z panem/panią {last}; zadeklarowano wpłatę."),
+        ("third_party_present", "Rozmowa w obecności domownika; nie ujawniono celu wizyty."),
+        ("promise_to_pay", "Dłużnik obiecał wpłatę do 10. dnia miesiąca."),
     ),
 }
+_WARSAW: Final = ZoneInfo("Europe/Warsaw")
+
+
+@dataclass(frozen=True)
+class DemoDebt:
+    """A debt assigned for collection: id, creditor, kind for the limitation clock, amount, due date."""
+
+    id: str
+    creditor: str
+    kind: str
+    consumer: bool
+    amount_minor: int
+    due_date: date
+    settled: bool = False
 
 
 @dataclass(frozen=True)
 class DemoContact:
     """One synthetic contact: what a collection system would report (notes and GPS still in clear)."""
 
-    event_type: str
     channel: Channel
     direction: Literal["outbound", "inbound"]
     agent_id: str
@@ -75,6 +93,7 @@ class DemoContact:
     ended_at: datetime | None = None
     note: str | None = None
     gps: str | None = None
+    demands_payment: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,8 @@ class DemoPerson:
     case_id: str
     fields: dict[str, Any]
     contacts: tuple[DemoContact, ...]
+    debts: tuple[DemoDebt, ...] = ()
+    agent_id: str = ""  # the collector the collection system assigned the case to
 
     @property
     def pesel(self) -> str:
@@ -166,25 +187,60 @@ def _person(fake: Faker, seed: int, index: int) -> DemoPerson:
         fields["employer"] = fake.company()
         if rng.random() < 0.3:
             fields["phone"].append(_valid_phone(fake))
-    channels = ("phone", "sms") if guarantor else ("phone", "phone", "sms", "email", "visit")
-    contacts = tuple(sorted((_contact(fake, rng.choice(channels)) for _ in range(rng.randint(1, 4))),
+    debts: tuple[DemoDebt, ...] = ()
+    if not guarantor:
+        debts = tuple(_debt(fake, seed, index, n) for n in range(1 if rng.random() < 0.8 else 2))
+    values = {"first": first, "last": last, "street": fields["address"][0].split(",")[0],
+              "phone2": _valid_phone(fake), "email": f"{fake.user_name()}@example.com"}
+    channels = ("phone", "sms") if guarantor else ("phone", "phone", "sms", "email", "letter", "visit")
+    contacts = tuple(sorted((_contact(fake, rng.choice(channels), values) for _ in range(rng.randint(1, 4))),
                             key=lambda c: c.started_at))
     return DemoPerson(index, "third_party" if guarantor else "debtor", "guarantor" if guarantor else "debtor",
-                      case_of(seed, index), fields, contacts)
+                      case_of(seed, index), fields, contacts, debts, rng.choice(AGENTS))
 
 
-def _contact(fake: Faker, channel: str) -> DemoContact:
+_CREDITORS: Final = ("Przykładowy Bank S.A.", "Fikcyjna Telekomunikacja Sp. z o.o.", "Wzorcowa Energia S.A.",
+                     "Pożyczki Testowe Sp. z o.o.", "Modelowe Wodociągi Sp. z o.o.")
+
+
+def _debt(fake: Faker, seed: int, index: int, n: int) -> DemoDebt:
+    """A debt: mostly a consumer's general claim due in the last few years; some business or long time-barred."""
     rng = fake.random
-    event_type, outcome, note = rng.choice(_OUTCOMES[channel])
-    started = CONTACTS_FROM + timedelta(days=rng.randrange(90), hours=rng.randint(8, 19), minutes=rng.randrange(60))
-    ended = started + timedelta(minutes=rng.randint(2, 25)) if event_type == "contact.completed" and channel in (
-        "phone", "visit") else None
+    roll = rng.random()
+    kind, consumer = ("business", False) if roll < 0.1 else ("periodic", True) if roll < 0.3 else ("general", True)
+    years_ago = 12 if rng.random() < 0.08 else rng.randint(1, 4)  # some claims long time-barred
+    due = date(2026 - years_ago, rng.randint(1, 12), rng.randint(1, 28))
+    return DemoDebt(f"DEMO-{seed}-{index:06d}-D{n}", rng.choice(_CREDITORS), kind, consumer,
+                    rng.randint(200, 60_000) * 100, due, settled=rng.random() < 0.1)
+
+
+def _local_time(fake: Faker, channel: str) -> datetime:
+    """A local time on a working day at working hours; about one in twenty breaks the contact rules."""
+    rng = fake.random
+    day = CONTACTS_FROM.date() + timedelta(days=rng.randrange(120))
+    if rng.random() >= 0.05:
+        while day.weekday() >= 5:
+            day += timedelta(days=1)
+        hour = rng.randint(9, 18) if channel == "visit" else rng.randint(8, 20)
+    else:
+        hour = rng.choice((5, 21, 22)) if channel != "visit" else 20
+    return datetime(day.year, day.month, day.day, hour, rng.randrange(60), tzinfo=_WARSAW)
+
+
+def _contact(fake: Faker, channel: str, values: dict[str, str]) -> DemoContact:
+    rng = fake.random
+    outcome, template = rng.choice(_OUTCOMES[channel])
+    started = _local_time(fake, channel)
+    talked = outcome in ("answered", "promise_to_pay", "disputed", "refused", "met_debtor", "third_party_present")
+    ended = started + timedelta(minutes=rng.randint(2, 25)) if talked and channel in ("phone", "visit") else None
     gps = None
     if channel == "visit":
         place = fake.local_latlng(country_code="PL") or ("52.2297", "21.0122")  # a town, or Warsaw
         lat, lon = float(place[0]), float(place[1])
         gps = f"{lat + rng.uniform(-0.03, 0.03):.6f},{lon + rng.uniform(-0.03, 0.03):.6f}"
     agent = rng.choice(FIELD_AGENTS if channel == "visit" else AGENTS)
-    inbound = channel == "phone" and event_type == "contact.completed" and rng.random() < 0.2
-    return DemoContact(event_type, Channel(channel), "inbound" if inbound else "outbound", agent, outcome, started,
-                       ended, note, gps)
+    inbound = channel == "phone" and talked and rng.random() < 0.2
+    demands = channel in ("phone", "letter", "sms") and not inbound and rng.random() < 0.7
+    note = template.format(**values) if template else None
+    return DemoContact(Channel(channel), "inbound" if inbound else "outbound", agent, outcome,
+                       started.astimezone(UTC), ended.astimezone(UTC) if ended else None, note, gps, demands)

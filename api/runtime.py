@@ -7,7 +7,7 @@ command that needs only the database does not open the key provider.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +19,7 @@ from core.settings import Settings
 
 if TYPE_CHECKING:
     from audit.service import AuditLog
+    from contacts.service import ContactService
     from policies.engine import CedarAuthorizer
     from vault.keys import KeyProvider
     from vault.service import VaultService
@@ -74,9 +75,25 @@ class Runtime:
     @cached_property
     def vault(self) -> VaultService:
         """The PII vault; its authorizer is ``self.authorizer`` (the policy engine), looked up when built."""
+        from contacts.common import subject_resources
         from vault.bootstrap import build_vault
 
-        return build_vault(self)
+        engine = self.engine
+        return build_vault(self, resources_for=lambda tokens: subject_resources(engine, tokens))
+
+    @cached_property
+    def contacts(self) -> ContactService:
+        """The contacts service: the firewall with policies/contact_rules.yaml, and the PII detector for notes."""
+        from contacts.rules import load_rules
+        from contacts.service import ContactService
+
+        def detector() -> Any:
+            from vault.detect import PiiDetector
+
+            return PiiDetector()
+
+        return ContactService(self.engine, self.vault, self.audit, self.authorizer, load_rules(),
+                              detector=detector, clock=self.clock)
 
     @cached_property
     def authorizer(self) -> CedarAuthorizer:

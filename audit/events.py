@@ -105,24 +105,82 @@ class Channel(StrEnum):
     VISIT = "visit"
 
 
+CanonicalTime = Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$")]
+"""A time inside a nested payload object, already in the canonical spelling (:func:`format_time`)."""
+RuleId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class SignaturePayload(Payload):
+    """E-signature evidence for a document signed during a contact (a visit's agreement)."""
+
+    document_sha256: Sha256Hex
+    signer: Literal["debtor", "third_party", "agent"]
+    signed_at: CanonicalTime
+    method: Text | None = None  # e.g. "qualified", "advanced", "handwritten_tablet"
+
+
 class ContactPayload(Payload):
     channel: Channel
     direction: Literal["outbound", "inbound"]
     agent_id: Text
     case_id: Text | None = None
+    debt_id: Text | None = None
     outcome: Text | None = None
-    notes: Sealed | None = None
+    conversation: bool | None = None
+    notes: Sealed | None = None  # the scrubbed note (placeholders such as [PESEL#1]), sealed
+    notes_original: Sealed | None = None  # the note as written, sealed (only when PII was found in it)
+    pii_found: int | None = Field(None, ge=0)
     gps: Sealed | None = None
+    gps_accuracy_m: int | None = Field(None, ge=0)
     recording_id: Text | None = None
+    recording_announced: bool | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    promise_amount_minor: int | None = Field(None, ge=0)
+    promise_due: Text | None = None
+    payment_amount_minor: int | None = Field(None, ge=0)
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
+    signature: SignaturePayload | None = None
+    policy_flags: list[RuleId] = []
+    rules_sha256: Sha256Hex | None = None
 
 
 class ContactBlockedPayload(Payload):
     channel: Channel
     agent_id: Text
     rule: Text
+    rules: list[RuleId] = []
     case_id: Text | None = None
+    debt_id: Text | None = None
+    planned_at: datetime | None = None
+    rules_sha256: Sha256Hex | None = None
+
+
+class DebtPayload(Payload):
+    debt_id: Text
+    creditor: Text | None = None
+    kind: Text | None = None
+    consumer: bool | None = None
+    amount_minor: int | None = Field(None, ge=0)
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
+    due_date: Text | None = None
+    judgment_date: Text | None = None
+    status: Text | None = None
+    settled_on: Text | None = None
+
+
+class CasePayload(Payload):
+    case_id: Text
+    debt_id: Text | None = None
+    status: Text
+
+
+class ContactPreferencesPayload(Payload):
+    opted_out_channels: list[Channel] = []
+    weekend_channels: list[Channel] = []
+    cease_contact: bool = False
+    time_zone: Text
 
 
 class RecordingPayload(Payload):
@@ -131,6 +189,8 @@ class RecordingPayload(Payload):
     size: int = Field(ge=0)
     media_type: Text | None = None
     contact_event_id: Text | None = None
+    duration_ms: int | None = Field(None, ge=0)
+    announced: bool | None = None  # the debtor was told the conversation is recorded
 
 
 class RecordingAccessPayload(Payload):
@@ -209,6 +269,11 @@ CATALOGUE: dict[str, type[Payload]] = {
     "contact.received": ContactPayload,
     "contact.visit": ContactPayload,
     "contact.blocked": ContactBlockedPayload,
+    "contact.preferences_changed": ContactPreferencesPayload,
+    "debt.recorded": DebtPayload,
+    "debt.updated": DebtPayload,
+    "case.opened": CasePayload,
+    "case.closed": CasePayload,
     "recording.stored": RecordingPayload,
     "recording.played": RecordingAccessPayload,
     "recording.shredded": RecordingAccessPayload,
@@ -238,6 +303,7 @@ CATALOGUE: dict[str, type[Payload]] = {
     "gdpr.export_created": GdprPayload,
     "gdpr.erasure_performed": GdprPayload,
     "gdpr.restriction_applied": GdprPayload,
+    "gdpr.restriction_lifted": GdprPayload,
     "gdpr.objection_recorded": GdprPayload,
     "gdpr.rectification_applied": GdprPayload,
     "gdpr.retention_applied": GdprPayload,

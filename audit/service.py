@@ -192,6 +192,13 @@ class AuditLog:
         with read_connection(self.engine) as conn:
             return set(repository.find_idempotent(conn, list(keys)))
 
+    def receipts_for_keys(self, keys: Sequence[str]) -> dict[str, Receipt]:
+        """The receipts of the earlier appends that used ``keys`` (marked duplicate), by key."""
+        with read_connection(self.engine) as conn:
+            found = repository.find_idempotent(conn, list(keys))
+            size = repository.tree_size(conn) if found else 0
+        return {key: Receipt(r.idx, r.event_id, r.leaf_hash, size, duplicate=True) for key, r in found.items()}
+
     def size(self) -> int:
         with read_connection(self.engine) as conn:
             return repository.tree_size(conn)

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         60.0, gt=0, description="Issue a checkpoint at least this often while the log grows.",
     )
     audit_batch_max: int = Field(1000, ge=1, le=10000, description="Most entries the sequencer commits in one batch.")
+    max_recording_bytes: int = Field(
+        512 * 1024 * 1024, ge=1, description="Largest recording accepted over HTTP, in bytes (413 beyond it).",
+    )
+    recording_media_types: str = Field(
+        "audio/wav,audio/x-wav,audio/wave,audio/ogg,audio/mpeg,audio/mp4,audio/webm,audio/flac,audio/amr,video/mp4",
+        description="Comma-separated media types a recording may have (415 for any other).",
+    )
     db_app_role: str | None = Field(
         None, description="PostgreSQL role granted INSERT and SELECT only on the audit tables by the migration.",
     )
@@ -86,6 +93,11 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @property
+    def nlp_dir(self) -> Path:
+        """The local spaCy pipeline presidio runs on (a blank Polish one, written on first use; never downloaded)."""
+        return self.data_dir / "nlp" / "pl_blank"
 
     def masked(self) -> dict[str, str]:
         """Every setting as text, with secrets and database passwords masked."""

@@ -84,6 +84,9 @@ class PolicyBundle:
     # Whether a policy names a subject entity (Tarcza::Subject::"..."): only then can a
     # decision depend on which subject it is, rather than on the subject's attributes.
     subject_ids_matter: bool = True
+    # Whether every use of a subject's ``case_ids`` is ``principal.assigned_cases.containsAny(
+    # resource.case_ids)``: then only the overlap with the principal's cases can matter.
+    case_overlap_only: bool = False
 
     def __repr__(self) -> str:
         return f"PolicyBundle(name={self.name!r}, sha256={self.sha256[:12]}..., policies={len(self.policies)})"
@@ -127,11 +130,17 @@ def load_policy_bundle(directory: Path | None = None) -> PolicyBundle:
     except (yaml.YAMLError, ValidationError) as exc:
         raise _refuse(directory, f"{PARAMETERS_FILE} is invalid: {_first_line(exc)}") from None
     return PolicyBundle(POLICY_SET_NAME, hashlib.sha256(manifest.encode()).hexdigest(), policy_set, schema,
-                        policies, parameters, subject_ids_matter=_SUBJECT_LITERAL.search(text) is not None)
+                        policies, parameters, subject_ids_matter=_SUBJECT_LITERAL.search(text) is not None,
+                        case_overlap_only=len(_CASE_IDS.findall(text)) == len(_CASE_OVERLAP.findall(text)))
 
 
 _SUBJECT_LITERAL = re.compile(r"Subject\s*::\s*\"")
 """An entity literal of a subject in policy text (comments included: a false alarm only costs speed)."""
+
+
+_CASE_IDS = re.compile(r"case_ids")
+_CASE_OVERLAP = re.compile(r"principal\s*\.\s*assigned_cases\s*\.\s*containsAny\s*\(\s*resource\s*\.\s*case_ids\s*\)")
+"""Uses of a subject's case ids in policy text, and those that only ask for an overlap with the principal's."""
 
 
 def _annotations(directory: Path, policy_set: cedarpy.PolicySet) -> dict[str, PolicyInfo]:
@@ -160,10 +169,15 @@ def _first_line(exc: object) -> str:
     return lines[0][:300] if lines else type(exc).__name__
 
 
-def _attributes(resource: Resource) -> tuple[object, ...]:
-    """Everything of a resource a decision can see when no policy names a subject."""
+def _attributes(resource: Resource, cases: frozenset[str] | None) -> tuple[object, ...]:
+    """Everything of a resource a decision can see when no policy names a subject.
+
+    With ``cases`` (the principal's assigned cases, when the policies only ask whether a
+    subject's cases overlap them), a subject's case ids count only as that overlap.
+    """
     if resource.kind in SUBJECT_RESOURCE_KINDS:
-        return ("subject", resource.case_ids, resource.restricted, resource.objection)
+        case_ids = resource.case_ids if cases is None else resource.case_ids & cases
+        return ("subject", case_ids, resource.restricted, resource.objection)
     return ("system", resource.kind, resource.id)  # a System entity's id is its kind and id: keep it
 
 
@@ -269,7 +283,8 @@ class CedarAuthorizer:
             # No policy names a subject, and a subject entity has no parents and only the
             # attributes below: subjects alike in those are decided alike. Decide one of each.
             groups: dict[tuple[object, ...], int] = {}
-            slots = [groups.setdefault(_attributes(r), len(groups)) for r in resources]
+            cases = principal.assigned_cases if self.bundle.case_overlap_only else None
+            slots = [groups.setdefault(_attributes(r, cases), len(groups)) for r in resources]
             if len(groups) < len(resources):
                 firsts: dict[int, Resource] = {}
                 for resource, slot in zip(resources, slots, strict=True):

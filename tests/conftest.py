@@ -103,3 +103,66 @@ def initialised_runtime(settings):  # type: ignore[no-untyped-def]
     initialise_runtime(rt)
     yield rt
     rt.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(initialised_runtime, cli_env: dict[str, str]) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """`tarcza serve` on a free port for the test database; yields its base URL."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "api", "serve", "--port", str(port)], env=cli_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=2) as response:  # noqa: S310 - local
+                    if response.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail("server exited: " + (proc.stderr.read().decode() if proc.stderr else ""))
+                if time.monotonic() > deadline:
+                    pytest.fail("server did not answer /healthz within 60 s")
+                time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+TEST_PASSWORD = "correct horse battery staple"
+
+
+def _enrolled_user(runtime, username: str, roles: list[str]) -> str:  # type: ignore[no-untyped-def]
+    """Create a user (password TEST_PASSWORD) with a confirmed TOTP factor; return the TOTP secret."""
+    import pyotp
+
+    from api.auth import identity_transaction
+    from api.cli.identity import operator_actor
+
+    with identity_transaction(runtime) as identity:
+        identity.users.create(username, TEST_PASSWORD, roles, actor=operator_actor())
+        secret = identity.factors.begin(identity.users.by_username(username)).secret
+    with identity_transaction(runtime) as identity:
+        assert identity.factors.confirm(identity.users.by_username(username), pyotp.TOTP(secret).now()).ok
+    return str(secret)
+
+
+@pytest.fixture
+def enrol():  # type: ignore[no-untyped-def]
+    """``enrol(runtime, username, roles) -> TOTP secret``: a user with a confirmed second factor."""
+    return _enrolled_user

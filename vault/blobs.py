@@ -45,6 +45,7 @@ import re
 import secrets
 import struct
 import threading
+import wave
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -319,6 +320,51 @@ def _chunks(source: BinaryIO | Iterable[bytes], size: int) -> Iterator[bytes]:
         if not chunk:
             return
         yield chunk
+
+
+WAV_MEDIA_TYPES: Final = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"})
+_HEAD_BYTES: Final = 64 * 1024
+
+
+class RecordingTooLargeError(InvalidInputError, VaultError):
+    """A recording longer than the configured limit; nothing of it is kept."""
+
+    status = 413
+    code = "recording-too-large"
+    title = "Recording too large"
+
+
+class StreamMeter:
+    """An iterable over a source's chunks that keeps its first bytes and enforces a size limit.
+
+    Raising :class:`RecordingTooLargeError` as soon as the limit is passed makes
+    :func:`encrypt_stream` give up before its blob appears.
+    """
+
+    def __init__(self, source: BinaryIO | Iterable[bytes], max_bytes: int | None) -> None:
+        self._source = source
+        self._max = max_bytes
+        self.size = 0
+        self.head = b""
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in _chunks(self._source, SEGMENT_SIZE):
+            self.size += len(chunk)
+            if self._max is not None and self.size > self._max:
+                raise RecordingTooLargeError(f"a recording may hold at most {self._max} bytes")
+            if len(self.head) < _HEAD_BYTES:
+                self.head += bytes(chunk[:_HEAD_BYTES - len(self.head)])
+            yield chunk
+
+
+def wav_duration_ms(head: bytes) -> int | None:
+    """The duration a WAV header declares (frames / rate), in milliseconds; None if it has none."""
+    try:
+        with wave.open(io.BytesIO(head), "rb") as reader:
+            frames, rate = reader.getnframes(), reader.getframerate()
+    except (wave.Error, EOFError, ValueError, struct.error):
+        return None
+    return frames * 1000 // rate if rate > 0 else None
 
 
 def _segments(source: BinaryIO | Iterable[bytes], size: int) -> Iterator[tuple[bytes, bool]]:

@@ -18,10 +18,12 @@ from vault.fields import load_catalogue
 from vault.keys import KeyProvider, LocalKeyfileProvider, Pkcs11KeyProvider
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from sqlalchemy import Engine
 
     from audit.service import AuditLog
-    from policies.authorizer import Authorizer
+    from policies.authorizer import Authorizer, Resource
     from vault.service import VaultService
 
 __all__ = ["VaultRuntime", "build_vault", "init_keys", "open_key_provider"]
@@ -87,10 +89,13 @@ def init_keys(runtime: VaultRuntime) -> str | None:
     return f"created {protected}keyfile {path} (0600)"
 
 
-def build_vault(runtime: VaultRuntime, authorizer: Authorizer | None = None) -> VaultService:
+def build_vault(runtime: VaultRuntime, authorizer: Authorizer | None = None,
+                resources_for: Callable[[Sequence[str]], list[Resource]] | None = None) -> VaultService:
     """The vault service on the runtime's engine, keys, audit log, clock and blob directory.
 
     ``authorizer`` defaults to ``runtime.authorizer`` (the policy engine), which must exist.
+    ``resources_for`` describes subjects to the policies (its cases, a restriction); the
+    runtime passes the contacts' description, which the vault cannot import.
     """
     from vault.service import VaultService
 
@@ -99,4 +104,4 @@ def build_vault(runtime: VaultRuntime, authorizer: Authorizer | None = None) -> 
         raise ConfigurationError("the vault needs an authorizer (policies) and none is configured")
     settings = runtime.settings
     return VaultService(runtime.engine, runtime.key_provider, runtime.audit, chosen, load_catalogue(),
-                        runtime.clock, LocalBlobStore(settings.blob_dir))
+                        runtime.clock, LocalBlobStore(settings.blob_dir), resources_for=resources_for)

@@ -54,9 +54,17 @@ from identity.principal import Principal
 from policies.authorizer import Authorizer, Decision, Resource, decide_each
 from vault import repository
 from vault.blind_index import BlindIndexer
-from vault.blobs import BlobNotFoundError, BlobStore, decrypt_stream, encrypt_stream
+from vault.blobs import (
+    WAV_MEDIA_TYPES,
+    BlobNotFoundError,
+    BlobStore,
+    StreamMeter,
+    decrypt_stream,
+    encrypt_stream,
+    wav_duration_ms,
+)
 from vault.datakeys import DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL, DataKeyCache, DataKeys, NewDataKey
-from vault.envelope import seal_field
+from vault.envelope import envelope_key_version, open_field, seal_field
 from vault.errors import KeyProviderError, SubjectNotFoundError, VaultDecryptError
 from vault.fields import FieldCatalogue
 from vault.keys import KeyProvider
@@ -68,6 +76,7 @@ from vault.tokens import RECORDING_PREFIX, SUBJECT_PREFIX, is_token, new_token
 
 __all__ = [
     "Action",
+    "EventSealer",
     "NewSubject",
     "RecordingInfo",
     "RevealResult",
@@ -140,6 +149,11 @@ class RecordingInfo:
     sha256: str
     size: int
     media_type: str
+    duration_ms: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"recording_id": self.recording_id, "subject": self.subject, "sha256": self.sha256,
+                "size": self.size, "media_type": self.media_type, "duration_ms": self.duration_ms}
 
 
 @dataclass(frozen=True)
@@ -148,6 +162,28 @@ class ShredReport:
     fields: list[str] = field(default_factory=list)
     recordings: list[str] = field(default_factory=list)
     already_shredded: bool = False
+
+
+@dataclass(frozen=True)
+class EventSealer:
+    """Seals values for the events of one subject with the subject's data key (see :meth:`VaultService.event_sealer`).
+
+    Holds an unwrapped data key: keep it for the one event being built, never longer.
+    """
+
+    token: str
+    _data_key: bytes = field(repr=False)
+    _key_version: int
+    _sealer: FieldSealer = field(repr=False)
+    known_values: dict[str, list[str]] = field(default_factory=dict, repr=False)
+
+    def seal(self, field_name: str, value: str) -> bytes:
+        """``value`` validated and normalised as catalogue field ``field_name`` is, sealed under its event label."""
+        if not isinstance(value, str):
+            raise InvalidInputError("seal one value (text) at a time")
+        normalised = self._sealer.normalise({field_name: value})[field_name][0]
+        return seal_field(self._data_key, normalised.encode("utf-8"), subject=self.token,
+                          field=event_field_label(field_name), key_version=self._key_version)
 
 
 @dataclass
@@ -166,7 +202,7 @@ class VaultService:
         self, engine: Engine, key_provider: KeyProvider, audit: AuditLog, authorizer: Authorizer,
         catalogue: FieldCatalogue, clock: Clock = SYSTEM_CLOCK, blob_store: BlobStore | None = None, *,
         cache_ttl: float = DEFAULT_CACHE_TTL, cache_size: int = DEFAULT_CACHE_SIZE,
-        resource_for: Callable[[str], Resource] | None = None,
+        resources_for: Callable[[Sequence[str]], list[Resource]] | None = None,
     ) -> None:
         self.engine = engine
         self.audit = audit
@@ -176,7 +212,7 @@ class VaultService:
         self.blob_store = blob_store
         self.keys = DataKeys(key_provider, DataKeyCache(clock, ttl=cache_ttl, max_entries=cache_size))
         self.sealer = FieldSealer(catalogue, BlindIndexer(key_provider.index_key()))
-        self._resource_for = resource_for or (lambda token: Resource("subject", token))
+        self._resources_for = resources_for or (lambda tokens: [Resource("subject", t) for t in tokens])
 
     # -- creating and changing -----------------------------------------------------------------
 
@@ -319,7 +355,7 @@ class VaultService:
             else:
                 active.append(row)
         decisions = decide_each(self.authorizer, principal, Action.REVEAL,
-                                [self._resource_for(row.token) for row in active], purpose=purpose,
+                                self._resources_for([row.token for row in active]), purpose=purpose,
                                 now=self.clock.now(), justification=justification)
         with read_connection(self.engine) as conn:
             keys = self.keys.get_many(conn, [(row.token, row.dek_version) for row in active])
@@ -380,20 +416,81 @@ class VaultService:
         with the rest. Nothing is decrypted or shown, so no decision is asked and no entry is
         written here: the event that carries the bytes is the entry.
         """
-        if not isinstance(value, str):
-            raise InvalidInputError("seal one value (text) at a time")
-        normalised = self.sealer.normalise({field: value})[field][0]
-        subject = self._active(token)
+        return self.event_sealer(token).seal(field, value)
+
+    def event_sealer(self, token: str, known_fields: Sequence[str] = ()) -> EventSealer:
+        """An :class:`EventSealer` for one event about the subject: one subject read, one key fetch.
+
+        With ``known_fields``, the subject's own values of those fields are opened too
+        (:attr:`EventSealer.known_values`), for PII detection inside Tarcza only: scrubbing a
+        note about a subject looks for the subject's own name and address in it
+        (:mod:`vault.detect`). They are handed to the detector, never to a caller, a response
+        or a log, so no decision is asked and no access entry is written: the contact event
+        that carries the scrubbed note is the record. Callers outside the contacts and GDPR
+        services must use :meth:`reveal`.
+        """
+        names = self.sealer.check_names(known_fields)
         with read_connection(self.engine) as conn:
+            subject = self._active(token, conn)
             data_key = self.keys.get(conn, token, subject.dek_version)
-        return seal_field(data_key, normalised.encode("utf-8"), subject=token, field=event_field_label(field),
-                          key_version=subject.dek_version)
+            rows = repository.select_fields(conn, token, names) if names else []
+        known = self.sealer.open(token, data_key, rows) if rows else {}
+        return EventSealer(token, data_key, subject.dek_version, self.sealer, known)
+
+    def open_event_values(self, principal: Principal, token: str, values: Sequence[tuple[str, bytes]],
+                          purpose: str | None, *, full: bool) -> list[str]:
+        """Open values sealed for audit events (a contact's note, a visit's position) for the principal.
+
+        Decided and logged like the subject's own fields: ``full`` is a reveal (purpose, fresh
+        second factor), otherwise a masked read (the caller shows what its role may see, e.g.
+        a scrubbed note without what its placeholders stand for). The ``vault.access`` entry
+        is appended before anything is decrypted.
+        """
+        if purpose is not None or full:
+            _check_purpose(purpose or "")
+        names = sorted({name for name, _ in values})
+        self.sealer.check_names(names)
+        self._active(token)
+        action = Action.REVEAL if full else Action.READ_MASKED
+        view = "full" if full else "masked"
+        decision = self._decide(principal, action, token, purpose=purpose)
+        if not decision.allowed:
+            self._refuse(principal, action, token, decision, fields=names, purpose=purpose, view=view)
+        self._access(principal, action, token, decision, fields=names, purpose=purpose, view=view)
+        out: list[str] = []
+        with read_connection(self.engine) as conn:
+            for name, sealed in values:
+                data_key = self.keys.get(conn, token, envelope_key_version(sealed))
+                plain = open_field(data_key, sealed, subject=token, field=event_field_label(name))
+                try:
+                    out.append(plain.decode("utf-8"))
+                except UnicodeDecodeError:
+                    raise VaultDecryptError() from None
+        return out
+
+    def subject_status(self, token: str, conn: Connection | None = None) -> str:
+        """``active`` or ``shredded``; SubjectNotFoundError for a token no subject has.
+
+        With ``conn``, read on the caller's connection (a service gathering what it needs in one).
+        """
+        return self._subject(token, conn).status
+
+    def values_for_detection(self, token: str, fields: Sequence[str]) -> dict[str, list[str]]:
+        """The subject's own values of ``fields``, for PII detection inside Tarcza only (see :meth:`event_sealer`)."""
+        return self.event_sealer(token, fields).known_values
 
     # -- recordings ----------------------------------------------------------------------------
 
     def store_recording(self, principal: Principal, token: str, stream: BinaryIO | Iterable[bytes],
-                        media_type: str) -> RecordingInfo:
-        """Encrypt a recording of the subject into the blob store, segment by segment."""
+                        media_type: str, *, max_bytes: int | None = None, duration_ms: int | None = None,
+                        announced: bool | None = None, contact_event_id: str | None = None) -> RecordingInfo:
+        """Encrypt a recording of the subject into the blob store, segment by segment.
+
+        ``max_bytes`` bounds the plaintext (RecordingTooLargeError, and no blob is left);
+        ``duration_ms`` is the caller's, or read from the header of a WAV recording;
+        ``announced`` says the debtor was told the conversation is recorded. All of them,
+        with the SHA-256 and size of the plaintext, go into the ``recording.stored`` entry.
+        """
         store = self._blobs()
         if not _MEDIA_TYPE.fullmatch(media_type):
             raise InvalidInputError("media type must look like type/subtype, e.g. audio/ogg")
@@ -401,11 +498,15 @@ class VaultService:
         self._require(principal, Action.STORE_RECORDING, token, purpose=None, fields=[])
         with read_connection(self.engine) as conn:
             data_key = self.keys.get(conn, token, subject.dek_version)
-        info = encrypt_stream(data_key, stream, store, subject=token, blob_id=new_token(RECORDING_PREFIX),
+        meter = StreamMeter(stream, max_bytes)
+        info = encrypt_stream(data_key, meter, store, subject=token, blob_id=new_token(RECORDING_PREFIX),
                               key_version=subject.dek_version)
+        if duration_ms is None and media_type in WAV_MEDIA_TYPES:
+            duration_ms = wav_duration_ms(meter.head)
         try:
             self.audit.record("recording.stored", actor=principal.actor, subject=token, payload=RecordingPayload(
-                recording_id=info.blob_id, sha256=info.sha256, size=info.size, media_type=media_type))
+                recording_id=info.blob_id, sha256=info.sha256, size=info.size, media_type=media_type,
+                duration_ms=duration_ms, announced=announced, contact_event_id=contact_event_id))
             with write_connection(self.engine) as conn:
                 self._active(token, conn)
                 repository.insert_recording(conn, {
@@ -415,7 +516,7 @@ class VaultService:
         except BaseException:
             store.delete(info.blob_id)
             raise
-        return RecordingInfo(info.blob_id, token, info.sha256, info.size, media_type)
+        return RecordingInfo(info.blob_id, token, info.sha256, info.size, media_type, duration_ms)
 
     def read_recording(self, principal: Principal, token: str, recording_id: str, purpose: str,
                        start: int = 0, end: int | None = None) -> Iterator[bytes]:
@@ -574,7 +675,7 @@ class VaultService:
 
     def _decide(self, principal: Principal, action: str, token: str, *, purpose: str | None,
                 justification: str | None = None) -> Decision:
-        resource = self._resource_for(token) if token else Resource("subject")
+        resource = self._resources_for([token])[0] if token else Resource("subject")
         return self.authorizer.decide(principal, action, resource, purpose=purpose, now=self.clock.now(),
                                       justification=justification)
 

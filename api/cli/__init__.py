@@ -129,6 +129,7 @@ CAPABILITY_COMMANDS: tuple[tuple[str, str], ...] = (
     ("api.cli.demo", "demo"),
     ("api.cli.vault:subject_app", "subject"),
     ("api.cli.vault:keys_app", "keys"),
+    ("api.cli.contacts", "contact"),
 )
 
 

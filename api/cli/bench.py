@@ -90,3 +90,22 @@ def bench_policies(
 
     _check_backend(backend)
     _emit("policies", backend, policies.results(backend, tuple(size or (1_000, 10_000))), as_json)
+
+
+@app.command("contacts")
+def bench_contacts(
+    backend: Backend = "sqlite", as_json: AsJson = False, pg_admin_url: PgAdmin = DEFAULT_PG_ADMIN,
+    contacts: Annotated[int, typer.Option(help="Contacts recorded through the whole path (and bare appends).",
+                                          min=100)] = 2000,
+    subjects: Annotated[int, typer.Option(help="Subjects the contacts are about.", min=10)] = 500,
+    notes: Annotated[int, typer.Option(help="Synthetic notes scrubbed by both detectors (at least 1000 for "
+                                            "the issue's figures).", min=50)] = 1000,
+) -> None:
+    """Recorded contacts/s next to bare audit appends; scrubbed notes/s, recall and precision next to presidio."""
+    from bench import contacts as bench_contacts_module
+
+    _check_backend(backend)
+    with bench_database(backend, pg_admin_url) as url:
+        results = bench_contacts_module.run(url, contacts=contacts, subjects=subjects, notes=notes,
+                                            progress=None if as_json else (lambda m: err_console.print(m, style="dim")))
+    _emit("contacts", backend, results, as_json)

@@ -2,20 +2,23 @@
 
 Everything goes through the real services, as a collection system's import would: the
 subjects through the vault's bulk path (sealed, blind-indexed, one ``vault.subject_created``
-entry each), the contacts into the audit log with their notes and visit positions sealed
-under the subject's key (:meth:`VaultService.seal_for_event`), the recordings through
-``store_recording`` (encrypted blobs, a ``recording.stored`` entry each).
+entry each); debts and cases through the contacts service; every contact through
+:meth:`ContactService.record`, so the firewall decides it (a refused one is logged as
+``contact.blocked``), its note is scrubbed and sealed, a visit's position sealed; the
+recordings through ``store_recording`` (encrypted blobs, a ``recording.stored`` entry
+each, announced to the debtor).
 
 The actor is Tarcza's own system principal ``demo-seeder`` (kind ``system``), which the
 policies allow to create subjects and record contacts; every entry names it, so the
 demonstration data is easy to tell from real work in the log.
 
 Idempotent per seed: the people are a pure function of ``(seed, index)``
-(:mod:`api.demo_data`), a subject's idempotency key is ``demo:<seed>:<index>`` and a
-contact's ``demo:<seed>:<index>:<n>``. A re-run gets the same tokens back from the vault,
-skips contacts whose keys the log already holds (their sealed parts would differ byte
-for byte, so they are not re-sent) and recordings the subject already has. Only
-``policy.loaded``, which the policy engine records whenever a process loads it, is new.
+(:mod:`api.demo_data`), a subject's idempotency key is ``demo:<seed>:<index>``, debts and
+cases have fixed ids, and a contact's idempotency key is ``demo:<seed>:<index>:<n>``. A
+re-run gets the same tokens back from the vault, the same debts and cases, the first
+answer (receipt or refusal) for every contact, and skips recordings the subject already
+has. Only ``policy.loaded``, which the policy engine records whenever a process loads it,
+is new.
 """
 
 from __future__ import annotations
@@ -24,18 +27,21 @@ import io
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any, Final
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from api.cli.common import console, err_console, initialise_runtime, runtime
-from api.demo_data import DemoPerson, demo_people, demo_recording
+from api.demo_data import DemoContact, DemoPerson, demo_people, demo_recording
 from api.runtime import Runtime
-from audit.events import ActorKind, AuditEvent, ContactPayload, build_event, sealed_b64
+from audit.events import ActorKind
 from audit.repository import EntryFilter
+from contacts.debts import NewDebt
+from contacts.service import ContactRecord, ContactRefusedError
 from identity.principal import Principal
-from vault.service import NewSubject, VaultService
+from vault.service import NewSubject
 
 app = typer.Typer(no_args_is_help=True, help="Synthetic demonstration data (fictional people, Faker pl_PL).")
 
@@ -48,16 +54,19 @@ class SeedSummary:
     subjects: int = 0
     new_subjects: int = 0
     third_parties: int = 0
+    debts: int = 0
     events: int = 0
     new_events: int = 0
+    refused: int = 0
     recordings: int = 0
     new_recordings: int = 0
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {"subjects": self.subjects, "new_subjects": self.new_subjects, "third_parties": self.third_parties,
-                "events": self.events, "new_events": self.new_events, "recordings": self.recordings,
-                "new_recordings": self.new_recordings, "seconds": round(self.seconds, 3)}
+                "debts": self.debts, "events": self.events, "new_events": self.new_events, "refused": self.refused,
+                "recordings": self.recordings, "new_recordings": self.new_recordings,
+                "seconds": round(self.seconds, 3)}
 
 
 def subject_key(seed: int, index: int) -> str:
@@ -107,40 +116,54 @@ def seed_command(
         return
     console.print(
         f"{summary.subjects} subjects ({summary.new_subjects} new, {summary.third_parties} third parties), "
-        f"{summary.events} contact events ({summary.new_events} new), {summary.recordings} recordings "
+        f"{summary.debts} debts, {summary.events} contacts ({summary.new_events} new, {summary.refused} refused "
+        f"by the firewall), {summary.recordings} recordings "
         f"({summary.new_recordings} new) in {summary.seconds:.1f} s, as {SEEDER.id}")
 
 
 def _seed_batch(rt: Runtime, seed: int, people: Sequence[DemoPerson], summary: SeedSummary) -> list[str]:
-    """Create (or find again) a batch of subjects and append the contacts the log does not hold yet."""
-    vault = rt.vault
-    tokens = vault.create_subjects(SEEDER, [NewSubject(p.kind, p.fields, subject_key(seed, p.index))
-                                            for p in people])
-    keys = [contact_key(seed, p.index, n) for p in people for n in range(len(p.contacts))]
-    known = rt.audit.known_idempotency_keys(keys)
-    events: list[tuple[AuditEvent, str | None]] = []
+    """Create (or find again) a batch of subjects, their debts and cases, and record their contacts."""
+    tokens = rt.vault.create_subjects(SEEDER, [NewSubject(p.kind, p.fields, subject_key(seed, p.index))
+                                               for p in people])
+    contacts = rt.contacts
     for person, token in zip(people, tokens, strict=True):
-        fresh = [n for n in range(len(person.contacts)) if contact_key(seed, person.index, n) not in known]
-        if len(fresh) == len(person.contacts):
-            summary.new_subjects += 1  # none of its contacts was logged: seeded by this run
-        events += [(_contact_event(rt, vault, token, person, n), contact_key(seed, person.index, n)) for n in fresh]
         summary.subjects += 1
         summary.third_parties += person.kind == "third_party"
-        summary.events += len(person.contacts)
-    if events:
-        receipts = rt.audit.append_many(events)
-        summary.new_events += sum(not r.duplicate for r in receipts)
+        for debt in person.debts:
+            contacts.debts.add(SEEDER, NewDebt(id=debt.id, subject=token, creditor=debt.creditor, kind=debt.kind,
+                                               consumer=debt.consumer, amount_minor=debt.amount_minor,
+                                               due_date=debt.due_date))
+            summary.debts += 1
+        if person.debts:
+            contacts.debts.open_case(SEEDER, person.case_id, token, person.debts[0].id)
+        new = 0
+        for n, contact in enumerate(person.contacts):
+            summary.events += 1
+            try:
+                receipt = contacts.record(SEEDER, _record(person, token, contact), contact_key(seed, person.index, n))
+            except ContactRefusedError as refusal:
+                summary.refused += 1
+                new += not refusal.extra.get("duplicate")
+                continue
+            new += not receipt.duplicate
+        summary.new_events += new
+        summary.new_subjects += new == len(person.contacts)  # nothing of it was there before this run
     return tokens
 
 
-def _contact_event(rt: Runtime, vault: VaultService, token: str, person: DemoPerson, n: int) -> AuditEvent:
-    contact = person.contacts[n]
-    note = None if contact.note is None else sealed_b64(vault.seal_for_event(token, "note", contact.note))
-    gps = None if contact.gps is None else sealed_b64(vault.seal_for_event(token, "gps", contact.gps))
-    payload = ContactPayload(channel=contact.channel, direction=contact.direction, agent_id=contact.agent_id,
-                             case_id=person.case_id, outcome=contact.outcome, notes=note, gps=gps,
-                             started_at=contact.started_at, ended_at=contact.ended_at)
-    return build_event(contact.event_type, actor=SEEDER.actor, time=rt.clock.now(), subject=token, payload=payload)
+def _record(person: DemoPerson, token: str, contact: DemoContact) -> ContactRecord:
+    debt = person.debts[0] if person.debts else None
+    gps = None if contact.gps is None else tuple(float(x) for x in contact.gps.split(","))
+    return ContactRecord(
+        subject=token, channel=contact.channel.value, direction=contact.direction, agent_id=contact.agent_id,
+        started_at=contact.started_at, ended_at=contact.ended_at, debt_id=debt.id if debt else None,
+        case_id=person.case_id if debt else None, outcome=contact.outcome,
+        demands_payment=contact.demands_payment and debt is not None, notes=contact.note,
+        gps=(gps[0], gps[1]) if gps else None, gps_accuracy_m=10 if gps else None,
+        promise_amount_minor=(debt.amount_minor // 4 if debt else 10_000) if contact.outcome == "promise_to_pay"
+        else None,
+        promise_due=(contact.started_at + timedelta(days=14)).date() if contact.outcome == "promise_to_pay" else None,
+        currency="PLN" if contact.outcome == "promise_to_pay" else None)
 
 
 def _seed_recording(rt: Runtime, seed: int, index: int, token: str, summary: SeedSummary) -> None:
@@ -148,5 +171,5 @@ def _seed_recording(rt: Runtime, seed: int, index: int, token: str, summary: See
     earlier = rt.audit.query(EntryFilter(subject=token, event_type="recording.stored", actor=SEEDER.id), limit=1)
     if earlier.items:
         return
-    rt.vault.store_recording(SEEDER, token, io.BytesIO(demo_recording(seed, index)), RECORDING_TYPE)
+    rt.vault.store_recording(SEEDER, token, io.BytesIO(demo_recording(seed, index)), RECORDING_TYPE, announced=True)
     summary.new_recordings += 1

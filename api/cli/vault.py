@@ -344,18 +344,26 @@ def subject_search(
 def subject_upload(
     token: Annotated[str, typer.Argument(help="Subject token (sub_...).")],
     file: Annotated[Path, typer.Argument(help="The recording to upload.", exists=True, dir_okay=False)],
+    announced: Annotated[bool, typer.Option("--announced", help="The debtor was told the conversation is "
+                                            "recorded (required by policy).")] = False,
     media_type: Annotated[str | None, typer.Option(help="Its media type (default: guessed from the name).")] = None,
+    duration_ms: Annotated[int | None, typer.Option(help="Its length (default: read from a WAV header).")] = None,
     server: ServerOpt = None,
 ) -> None:
     """Upload a recording of the subject; it is encrypted on the server as it streams in."""
+    if not announced:
+        raise InvalidInputError("pass --announced: a recording is accepted only if the debtor was told about it")
     chosen = media_type or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+    query = {"announced": "true", **({"duration_ms": str(duration_ms)} if duration_ms is not None else {})}
     api = ApiSession.load(server)
     with file.open("rb") as stream:
-        answer = api.json("POST", _subject_path(token, "recordings"), data=stream, headers={
+        answer = api.json("POST", _subject_path(token, "recordings"), data=stream, query=query, headers={
             "Content-Type": chosen, "Content-Length": str(os.fstat(stream.fileno()).st_size)})
     _echo(f"recording_id: {answer['recording_id']}")
     _echo(f"sha256:       {answer['sha256']}")
     _echo(f"size:         {answer['size']}")
+    if answer.get("duration_ms") is not None:
+        _echo(f"duration_ms:  {answer['duration_ms']}")
 
 
 @subject_app.command("play")

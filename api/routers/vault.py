@@ -43,6 +43,7 @@ from audit.events import VaultAccessPayload
 from core.errors import InvalidInputError, TarczaError
 from identity.principal import Principal
 from policies.authorizer import Decision, Resource
+from vault.blobs import RecordingTooLargeError
 from vault.service import MAX_BULK_REVEAL, Action
 from vault.tokens import RECORDING_PREFIX, SUBJECT_PREFIX, is_token
 
@@ -295,17 +296,42 @@ async def _stream_into(request: Request, consume: Callable[[Iterator[bytes]], An
     return await anyio.to_thread.run_sync(consume, body())
 
 
-@router.post("/v1/subjects/{token}/recordings", status_code=201, responses=PROBLEMS, openapi_extra=_UPLOAD_BODY,
-             summary="Upload a recording of the subject; encrypted segment by segment as it streams in")
-async def upload_recording(token: SubjectToken, request: Request, runtime: RuntimeDep,
-                           principal: Recorder) -> dict[str, Any]:
+class UnsupportedMediaTypeError(InvalidInputError):
+    status = 415
+    code = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+@router.post("/v1/subjects/{token}/recordings", status_code=201, responses={
+    **PROBLEMS, 413: {"description": "Larger than TARCZA_MAX_RECORDING_BYTES (problem details)"},
+    415: {"description": "A media type not in TARCZA_RECORDING_MEDIA_TYPES (problem details)"}},
+    openapi_extra=_UPLOAD_BODY,
+    summary="Upload a recording of the subject; encrypted segment by segment as it streams in")
+async def upload_recording(
+    token: SubjectToken, request: Request, runtime: RuntimeDep, principal: Recorder,
+    announced: Annotated[bool | None, Query(description="The debtor was told the conversation is recorded "
+                                                        "(policy requires true)")] = None,
+    duration_ms: Annotated[int | None, Query(ge=0, le=7 * 24 * 3600 * 1000, description=(
+        "Length of the recording; read from the header for WAV when omitted"))] = None,
+    content_length: Annotated[int | None, Header(alias="content-length", ge=0)] = None,
+) -> dict[str, Any]:
+    """The SHA-256, size and duration of the plaintext go into the ``recording.stored`` entry."""
+    settings = runtime.settings
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if not media_type:
         raise InvalidInputError("send the recording's media type as Content-Type, e.g. audio/ogg")
+    allowed = {t.strip().lower() for t in settings.recording_media_types.split(",") if t.strip()}
+    if media_type not in allowed:
+        raise UnsupportedMediaTypeError(f"recordings may be {', '.join(sorted(allowed))}")
+    if announced is not True:
+        raise InvalidInputError("a recording needs announced=true: the debtor must be told it is recorded")
+    limit = settings.max_recording_bytes
+    if content_length is not None and content_length > limit:
+        raise RecordingTooLargeError(f"a recording may hold at most {limit} bytes")
     vault = runtime.vault
-    info = await _stream_into(request, lambda body: vault.store_recording(principal, token, body, media_type))
-    return {"recording_id": info.recording_id, "sha256": info.sha256, "size": info.size,
-            "media_type": info.media_type}
+    info = await _stream_into(request, lambda body: vault.store_recording(
+        principal, token, body, media_type, max_bytes=limit, duration_ms=duration_ms, announced=True))
+    return {**info.to_json(), "announced": True}
 
 
 @router.get("/v1/subjects/{token}/recordings/{recording_id}", response_class=StreamingResponse, responses={

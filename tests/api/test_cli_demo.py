@@ -36,7 +36,8 @@ def counts(database_url: str) -> dict[str, Any]:
             )).all())
             recordings = conn.execute(text("SELECT count(*) FROM vault_recordings")).scalar_one()
             contacts = [bytes(row[0]) for row in conn.execute(text(
-                "SELECT leaf_input FROM audit_entries WHERE event_type LIKE 'contact.%' ORDER BY idx"))]
+                "SELECT leaf_input FROM audit_entries WHERE event_type LIKE 'contact.%' "
+                "AND event_type != 'contact.blocked' ORDER BY idx"))]
     finally:
         engine.dispose()
     return {"kinds": kinds, "types": types, "recordings": recordings, "contacts": contacts}
@@ -72,24 +73,34 @@ class TestDemoSeed:
                                 str(RECORDINGS), "--batch", "7", "--json"))
         contacts = sum(len(p.contacts) for p in people)
         third = sum(p.kind == "third_party" for p in people)
-        assert summary | {"seconds": 0} == {
-            "subjects": SUBJECTS, "new_subjects": SUBJECTS, "third_parties": third, "events": contacts,
-            "new_events": contacts, "recordings": RECORDINGS, "new_recordings": RECORDINGS, "seconds": 0}
+        debts = sum(len(p.debts) for p in people)
         first = counts(database_url)
+        blocked = first["types"].get("contact.blocked", 0)
+        assert summary | {"seconds": 0} == {
+            "subjects": SUBJECTS, "new_subjects": SUBJECTS, "third_parties": third, "debts": debts,
+            "events": contacts, "new_events": contacts, "refused": blocked, "recordings": RECORDINGS,
+            "new_recordings": RECORDINGS, "seconds": 0}
         assert first["kinds"] == {"debtor": SUBJECTS - third, "third_party": third}
         assert first["recordings"] == RECORDINGS
         assert first["types"]["vault.subject_created"] == SUBJECTS
         assert first["types"]["recording.stored"] == RECORDINGS
-        assert first["types"].get("contact.attempted", 0) + first["types"].get("contact.completed", 0) == contacts
+        assert first["types"]["debt.recorded"] == debts
+        assert first["types"]["case.opened"] == SUBJECTS - third
+        recorded = sum(first["types"].get(t, 0) for t in (
+            "contact.attempted", "contact.completed", "contact.received", "contact.visit"))
+        assert recorded + blocked == contacts
+        assert 0 < blocked < contacts / 3  # the demonstration breaks the rules now and then, not mostly
         events = [json.loads(leaf) for leaf in first["contacts"]]
-        sealed = [e["payload"][k] for e in events for k in ("notes", "gps") if k in e["payload"]]
-        assert len(sealed) == sum(bool(c.note) + bool(c.gps) for p in people for c in p.contacts) > 0
+        sealed = [e["payload"][k] for e in events for k in ("notes", "notes_original", "gps") if k in e["payload"]]
+        assert sealed
         assert all(len(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))) > 28 for s in sealed)
+        assert sum(e["payload"].get("pii_found", 0) for e in events) > 0
         assert ok(cli_env, "audit", "verify", "--db").startswith("OK: ")
 
         again = json.loads(ok(cli_env, "demo", "seed", "--subjects", str(SUBJECTS), "--recordings",
                               str(RECORDINGS), "--json"))
         assert (again["new_subjects"], again["new_events"], again["new_recordings"]) == (0, 0, 0)
+        assert again["refused"] == blocked
         second = counts(database_url)
         assert (second["kinds"], second["types"], second["recordings"]) == (
             first["kinds"], first["types"], first["recordings"])

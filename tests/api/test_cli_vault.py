@@ -11,12 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,7 +21,6 @@ import pyotp
 import pytest
 from faker import Faker
 
-from api.auth import identity_transaction
 from api.runtime import Runtime
 from audit.events import ActorKind
 from audit.repository import EntryFilter
@@ -34,6 +30,7 @@ from vault.service import NewSubject
 TARCZA = [sys.executable, "-m", "api"]
 PASSWORD = "correct horse battery staple"
 PURPOSE = "debt_collection"
+Enrol = Callable[[Runtime, str, list[str]], str]
 
 
 def run(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -99,58 +96,14 @@ class TestKeysCommands:
         assert entry["payload"]["rewrapped"] == 5
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def server(initialised_runtime: Runtime, cli_env: dict[str, str]) -> Iterator[str]:
-    """`tarcza serve` on a free port for the test database; yields its base URL."""
-    port = _free_port()
-    proc = subprocess.Popen([*TARCZA, "serve", "--port", str(port)], env=cli_env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=2) as response:  # noqa: S310 - local
-                    if response.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail("server exited: " + (proc.stderr.read().decode() if proc.stderr else ""))
-                if time.monotonic() > deadline:
-                    pytest.fail("server did not answer /healthz within 60 s")
-                time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-
-
-def enrolled_user(runtime: Runtime, username: str, roles: list[str]) -> str:
-    """Create a user with a confirmed TOTP factor; return the TOTP secret."""
-    from api.cli.identity import operator_actor
-
-    with identity_transaction(runtime) as identity:
-        identity.users.create(username, PASSWORD, roles, actor=operator_actor())
-        secret = identity.factors.begin(identity.users.by_username(username)).secret
-    with identity_transaction(runtime) as identity:
-        assert identity.factors.confirm(identity.users.by_username(username), pyotp.TOTP(secret).now()).ok
-    return secret
-
-
 class TestSubjectCommands:
     def test_login_create_show_reveal_search_upload_play(self, initialised_runtime: Runtime,
                                                          cli_env: dict[str, str], server: str, tmp_path: Path,
-                                                         fake: Faker) -> None:
+                                                         fake: Faker, enrol: Enrol) -> None:
         """A DPO (also a collector) logged in with password and TOTP creates a subject, sees it masked,
         reveals it, finds it by PESEL, uploads a recording and plays a range of it through the server;
         a refused reveal is one `error:` line with the rule."""
-        secret = enrolled_user(initialised_runtime, "anna.dpo", ["dpo", "collector"])
+        secret = enrol(initialised_runtime, "anna.dpo", ["dpo", "collector"])
         env = {**cli_env, "TARCZA_SESSION_FILE": str(tmp_path / "session")}
         next_code = pyotp.TOTP(secret).at(initialised_runtime.clock.now() + timedelta(seconds=30))  # not a replay
         ok(run(env, "login", "--server", server, "--username", "anna.dpo", "--password-stdin", "--code", next_code,
@@ -189,7 +142,7 @@ class TestSubjectCommands:
         audio = random.Random(4711).randbytes(200_000)
         recording = tmp_path / "call.ogg"
         recording.write_bytes(audio)
-        uploaded = ok(run(env, "subject", "upload", token, str(recording)))
+        uploaded = ok(run(env, "subject", "upload", token, str(recording), "--announced"))
         recording_id = next(line.split()[-1] for line in uploaded.splitlines() if line.startswith("recording_id"))
         assert f"sha256:       {hashlib.sha256(audio).hexdigest()}" in uploaded
         played = tmp_path / "range.ogg"

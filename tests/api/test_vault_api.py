@@ -148,7 +148,7 @@ class TestVaultFlow:
         assert found.json()["subjects"] == [token]
 
         audio = random.Random(SEED).randbytes(300_000)
-        uploaded = api.http.post(f"/v1/subjects/{token}/recordings", content=audio,
+        uploaded = api.http.post(f"/v1/subjects/{token}/recordings", content=audio, params={"announced": "true"},
                                  headers={**dialer, "Content-Type": "audio/ogg"})
         assert uploaded.status_code == 201, uploaded.text
         recording = uploaded.json()

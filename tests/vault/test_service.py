@@ -563,7 +563,8 @@ class TestRevealMany:
         tokens = env.service.create_subjects(CRM, [NewSubject("debtor", person(fake)) for _ in range(4)])
         env.service.shred(CRM, tokens[1])
         service = VaultService(env.engine, env.provider, env.audit, RestrictedStub(), load_catalogue(), env.clock,
-                               env.blobs, resource_for=lambda t: Resource("subject", t, restricted=t == tokens[2]))
+                               env.blobs,
+                               resources_for=lambda ts: [Resource("subject", t, restricted=t == tokens[2]) for t in ts])
         unknown = new_token()
         results = service.reveal_many(COLLECTOR, [tokens[0], tokens[1], tokens[2], unknown, "not-a-token"],
                                       ["pesel"], PURPOSE)

@@ -1,0 +1,120 @@
+"""Tables of the collection evidence: debts, cases, contact rules of a subject, objections, contacts.
+
+The audit log is the record of every contact; these tables are the index the firewall and
+the console query (caps, cooldowns, history, denials) and the facts the rules need. None
+holds personal data in clear: subjects are tokens, agents are ids, notes and GPS positions
+live sealed in the log entry, never here.
+
+* ``contact_debts``: a debt of a subject: the creditor it was assigned from, its kind for
+  the limitation clock (:mod:`contacts.limitation`), due and judgment dates, amount in
+  minor units, status (``open``, ``settled``, ``written_off``).
+* ``contact_cases``: a collection case on a debt, which agents are assigned to
+  (``identity_case_assignments`` holds the assignment, by case id).
+* ``contact_subject_rules``: what the subject asked for or what applies to them: time zone,
+  channels they opted out of, channels where they agreed to weekend contact, the
+  cease-contact flag and a GDPR Art. 18 restriction.
+* ``contact_objections``: GDPR Art. 21 objections, per purpose and optionally per channel.
+* ``contact_events``: one row per recorded or refused contact, keyed by its audit event id,
+  with the log index: the firewall's history and the console's lists.
+
+The schema is created by the Alembic revision ``0005_contacts``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import Base
+
+CONTACT_TABLES = ("contact_debts", "contact_cases", "contact_subject_rules", "contact_objections", "contact_events")
+
+DEBT_STATUSES = ("open", "settled", "written_off")
+CASE_STATUSES = ("open", "closed")
+DECISIONS = ("allow", "flag", "refuse")
+
+
+class Debt(Base):
+    __tablename__ = "contact_debts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject_token: Mapped[str] = mapped_column(String(64), ForeignKey("vault_subjects.token"), index=True)
+    creditor: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(24))
+    consumer: Mapped[bool] = mapped_column(Boolean)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    due_date: Mapped[date] = mapped_column(Date)
+    judgment_date: Mapped[date | None] = mapped_column(Date)
+    assigned_on: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    settled_on: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (CheckConstraint("status IN ('open', 'settled', 'written_off')", name="status"),)
+
+
+class Case(Base):
+    __tablename__ = "contact_cases"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject_token: Mapped[str] = mapped_column(String(64), ForeignKey("vault_subjects.token"), index=True)
+    debt_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("contact_debts.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (CheckConstraint("status IN ('open', 'closed')", name="status"),)
+
+
+class SubjectRules(Base):
+    __tablename__ = "contact_subject_rules"
+
+    subject_token: Mapped[str] = mapped_column(String(64), ForeignKey("vault_subjects.token"), primary_key=True)
+    time_zone: Mapped[str] = mapped_column(String(64))
+    opted_out_channels: Mapped[str] = mapped_column(String(100))  # comma-separated channel names
+    weekend_channels: Mapped[str] = mapped_column(String(100))
+    cease_contact: Mapped[bool] = mapped_column(Boolean)
+    restricted_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Objection(Base):
+    __tablename__ = "contact_objections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject_token: Mapped[str] = mapped_column(String(64), ForeignKey("vault_subjects.token"), index=True)
+    purpose: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str | None] = mapped_column(String(16))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ContactEvent(Base):
+    __tablename__ = "contact_events"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the audit event id
+    subject_token: Mapped[str] = mapped_column(String(64), ForeignKey("vault_subjects.token"))
+    debt_id: Mapped[str | None] = mapped_column(String(64))
+    case_id: Mapped[str | None] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))
+    direction: Mapped[str] = mapped_column(String(8))
+    agent_id: Mapped[str] = mapped_column(String(128))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    conversation: Mapped[bool] = mapped_column(Boolean)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    decision: Mapped[str] = mapped_column(String(8))
+    rules: Mapped[str] = mapped_column(String(300))  # comma-separated rule ids that flagged or refused
+    recording_id: Mapped[str | None] = mapped_column(String(64))
+    log_index: Mapped[int] = mapped_column(BigInteger)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("decision IN ('allow', 'flag', 'refuse')", name="decision"),
+        Index("ix_contact_events_subject_time", "subject_token", "occurred_at"),
+        Index("ix_contact_events_decision_time", "decision", "recorded_at"),
+    )

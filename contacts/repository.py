@@ -1,0 +1,189 @@
+"""The only place that queries the contacts tables.
+
+Every function takes a SQLAlchemy ``Connection`` whose transaction belongs to the caller.
+Rows go in and out as plain values: tokens, ids, dates, channel names, never personal data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, and_, func, insert, or_, select, update
+
+from contacts.models import Case, ContactEvent, Debt, Objection, SubjectRules
+
+debts = cast(Table, Debt.__table__)
+cases = cast(Table, Case.__table__)
+subject_rules = cast(Table, SubjectRules.__table__)
+objections = cast(Table, Objection.__table__)
+events = cast(Table, ContactEvent.__table__)
+
+
+def utc(value: datetime) -> datetime:
+    """A time as stored: in UTC (SQLite keeps no offset, so every stored time is UTC)."""
+    if value.tzinfo is None:
+        raise ValueError("times must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+def _split(text: str) -> frozenset[str]:
+    return frozenset(part for part in text.split(",") if part)
+
+
+def join_names(names: Iterable[str]) -> str:
+    return ",".join(sorted(set(names)))
+
+
+# -- debts and cases ---------------------------------------------------------------------------
+
+def insert_debt(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(insert(debts), [row])
+
+
+def get_debt(conn: Connection, debt_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(debts).where(debts.c.id == debt_id)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def debts_of(conn: Connection, subject: str) -> list[dict[str, Any]]:
+    rows = conn.execute(select(debts).where(debts.c.subject_token == subject).order_by(debts.c.due_date, debts.c.id))
+    return [dict(r) for r in rows.mappings()]
+
+
+def update_debt(conn: Connection, debt_id: str, values: dict[str, Any]) -> int:
+    return conn.execute(update(debts).where(debts.c.id == debt_id).values(**values)).rowcount
+
+
+def insert_case(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(insert(cases), [row])
+
+
+def get_case(conn: Connection, case_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(cases).where(cases.c.id == case_id)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def cases_of(conn: Connection, subject: str) -> list[dict[str, Any]]:
+    rows = conn.execute(select(cases).where(cases.c.subject_token == subject).order_by(cases.c.opened_at))
+    return [dict(r) for r in rows.mappings()]
+
+
+def case_ids_of(conn: Connection, subjects: Sequence[str]) -> dict[str, frozenset[str]]:
+    """The ids of every case (open or closed) of each subject."""
+    out: dict[str, set[str]] = {s: set() for s in subjects}
+    for start in range(0, len(subjects), 400):
+        chunk = list(subjects[start:start + 400])
+        for token, case_id in conn.execute(
+                select(cases.c.subject_token, cases.c.id).where(cases.c.subject_token.in_(chunk))):
+            out[token].add(case_id)
+    return {s: frozenset(ids) for s, ids in out.items()}
+
+
+def close_case(conn: Connection, case_id: str, at: datetime) -> int:
+    return conn.execute(update(cases).where(cases.c.id == case_id, cases.c.status == "open")
+                        .values(status="closed", closed_at=at)).rowcount
+
+
+# -- a subject's contact rules -----------------------------------------------------------------
+
+def get_subject_rules(conn: Connection, subject: str) -> dict[str, Any] | None:
+    row = conn.execute(select(subject_rules).where(subject_rules.c.subject_token == subject)).mappings().first()
+    if row is None:
+        return None
+    out = dict(row)
+    out["opted_out_channels"] = _split(out["opted_out_channels"])
+    out["weekend_channels"] = _split(out["weekend_channels"])
+    return out
+
+
+def restricted_subjects(conn: Connection, subjects: Sequence[str]) -> set[str]:
+    out: set[str] = set()
+    for start in range(0, len(subjects), 400):
+        chunk = list(subjects[start:start + 400])
+        out.update(conn.execute(select(subject_rules.c.subject_token).where(
+            subject_rules.c.subject_token.in_(chunk), subject_rules.c.restricted_since.is_not(None))).scalars())
+    return out
+
+
+def upsert_subject_rules(conn: Connection, subject: str, values: dict[str, Any], *, defaults: dict[str, Any]) -> None:
+    """Set some of a subject's contact rules; a subject without a row gets ``defaults`` for the rest."""
+    stored = {k: (join_names(v) if k in ("opted_out_channels", "weekend_channels") else v) for k, v in values.items()}
+    changed = conn.execute(update(subject_rules).where(subject_rules.c.subject_token == subject)
+                           .values(**stored)).rowcount
+    if not changed:
+        row = {**{k: (join_names(v) if k in ("opted_out_channels", "weekend_channels") else v)
+                  for k, v in defaults.items()}, **stored, "subject_token": subject}
+        conn.execute(insert(subject_rules), [row])
+
+
+def insert_objection(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(insert(objections), [row])
+
+
+def active_objections(conn: Connection, subject: str) -> list[tuple[str, str | None]]:
+    rows = conn.execute(select(objections.c.purpose, objections.c.channel).where(
+        objections.c.subject_token == subject, objections.c.withdrawn_at.is_(None)).order_by(objections.c.id))
+    return [(purpose, channel) for purpose, channel in rows]
+
+
+def withdraw_objections(conn: Connection, subject: str, purpose: str, channel: str | None, at: datetime) -> int:
+    condition = objections.c.channel.is_(None) if channel is None else objections.c.channel == channel
+    return conn.execute(update(objections).where(
+        objections.c.subject_token == subject, objections.c.purpose == purpose, condition,
+        objections.c.withdrawn_at.is_(None)).values(withdrawn_at=at)).rowcount
+
+
+# -- contact events ----------------------------------------------------------------------------
+
+def insert_event(conn: Connection, row: dict[str, Any]) -> bool:
+    """Insert one contact event row; False if a row with its id is already there (a retried request)."""
+    if conn.execute(select(events.c.id).where(events.c.id == row["id"])).first() is not None:
+        return False
+    conn.execute(insert(events), [{**row, "occurred_at": utc(row["occurred_at"]),
+                                   "recorded_at": utc(row["recorded_at"])}])
+    return True
+
+
+def get_event(conn: Connection, event_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(events).where(events.c.id == event_id)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def recent_events(conn: Connection, subject: str, since: datetime) -> list[dict[str, Any]]:
+    """The subject's recorded (not refused) contacts that took place from ``since`` on."""
+    rows = conn.execute(select(events.c.channel, events.c.debt_id, events.c.occurred_at, events.c.conversation,
+                               events.c.direction)
+                        .where(events.c.subject_token == subject, events.c.occurred_at >= utc(since),
+                               events.c.decision != "refuse")
+                        .order_by(events.c.occurred_at))
+    return [dict(r) for r in rows.mappings()]
+
+
+def events_of(conn: Connection, subject: str, *, before: tuple[datetime, str] | None,
+              limit: int) -> list[dict[str, Any]]:
+    """A page of the subject's contact events, newest first, before the cursor ``(occurred_at, id)``."""
+    query = select(events).where(events.c.subject_token == subject)
+    if before is not None:
+        at, event_id = before
+        at = utc(at)
+        query = query.where(or_(events.c.occurred_at < at, and_(events.c.occurred_at == at, events.c.id < event_id)))
+    rows = conn.execute(query.order_by(events.c.occurred_at.desc(), events.c.id.desc()).limit(limit))
+    return [dict(r) for r in rows.mappings()]
+
+
+def decisions_since(conn: Connection, since: datetime, decisions: Sequence[str], *,
+                    limit: int) -> list[dict[str, Any]]:
+    rows = conn.execute(select(events).where(events.c.recorded_at >= utc(since), events.c.decision.in_(list(decisions)))
+                        .order_by(events.c.recorded_at.desc(), events.c.id.desc()).limit(limit))
+    return [dict(r) for r in rows.mappings()]
+
+
+def counts_by_channel_and_day(conn: Connection, since: datetime) -> list[tuple[str, date, int]]:
+    """Recorded contacts per channel per day (UTC) from ``since``: the console's chart."""
+    day = func.date(events.c.occurred_at)
+    rows = conn.execute(select(events.c.channel, day, func.count()).where(
+        events.c.occurred_at >= utc(since), events.c.decision != "refuse").group_by(events.c.channel, day)
+        .order_by(day, events.c.channel))
+    return [(channel, d if isinstance(d, date) else date.fromisoformat(str(d)), int(n)) for channel, d, n in rows]
