@@ -36,6 +36,32 @@ class TestEngine:
         with engine.connect() as conn:
             assert conn.execute(text("SELECT x FROM t")).scalars().all() == [1]
 
+    def test_idle_connection_killed_by_the_server_is_replaced(self, pg_database: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+        """A pooled PostgreSQL connection the server terminated while it idled is pinged at checkout and
+        replaced, so the next query succeeds; a connection back from use is not pinged at all."""
+        import core.db
+
+        engine = make_engine(pg_database, pool_size=1, max_overflow=0)
+        with engine.connect() as conn:
+            first_pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        pings: list[int] = []
+        original = engine.dialect.do_ping
+        monkeypatch.setattr(engine.dialect, "do_ping", lambda c: pings.append(1) or original(c))
+        with engine.connect() as conn:  # just checked in: not pinged
+            assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() == first_pid
+        assert pings == []
+        killer = make_engine(pg_database)
+        with killer.connect() as conn:
+            assert conn.exec_driver_sql("SELECT pg_terminate_backend(%s)", (first_pid,)).scalar() is True
+        killer.dispose()
+        monkeypatch.setattr(core.db, "PING_AFTER_IDLE_SECONDS", 0.0)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+            assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != first_pid
+        assert pings
+        engine.dispose()
+
     def test_unreachable_database_is_one_line(self) -> None:
         """A PostgreSQL server that does not answer gives DatabaseUnavailableError with one line."""
         from core.db import check_connection
