@@ -81,7 +81,9 @@ class VaultField(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (Index("ix_vault_fields_blind_index", "field", "blind_index", "subject_token"),)
+    __table_args__ = (Index("ix_vault_fields_blind_index", "field", "blind_index", "subject_token",
+                            sqlite_where=text("blind_index IS NOT NULL"),
+                            postgresql_where=text("blind_index IS NOT NULL")),)
 
 
 class VaultRecording(Base):
