@@ -91,4 +91,5 @@ ROUTER_MODULES: tuple[str, ...] = (
     "api.routers.identity",
     "api.routers.vault",
     "api.routers.contacts",
+    "api.routers.gdpr",
 )

@@ -20,6 +20,7 @@ from core.settings import Settings
 if TYPE_CHECKING:
     from audit.service import AuditLog
     from contacts.service import ContactService
+    from gdpr.service import GdprService
     from policies.engine import CedarAuthorizer
     from vault.keys import KeyProvider
     from vault.service import VaultService
@@ -101,6 +102,13 @@ class Runtime:
         from policies.engine import CedarAuthorizer
 
         return CedarAuthorizer.load(audit=self.audit)
+
+    @cached_property
+    def gdpr(self) -> GdprService:
+        """The GDPR toolkit: requests, erasure, restriction, objection, rectification, exports, legal holds."""
+        from gdpr.service import GdprService
+
+        return GdprService(self.engine, self.vault, self.contacts, self.audit, self.authorizer, self.clock)
 
     def close(self) -> None:
         """Release what the runtime opened."""

@@ -160,6 +160,11 @@ class DebtBook(Guard):
         self.require(principal, READ_ACTION, debt.subject)
         return debt
 
+    def of_subject(self, subject: str) -> list[DebtInfo]:
+        """The subject's debts, for Tarcza's own decisions (erasure, retention): no authorisation asked."""
+        with read_connection(self.engine) as conn:
+            return [debt_info(row) for row in repository.debts_of(conn, subject)]
+
     def of(self, principal: Principal, subject: str) -> list[DebtInfo]:
         self.subject_known(subject)
         self.require(principal, READ_ACTION, subject)

@@ -130,6 +130,7 @@ CAPABILITY_COMMANDS: tuple[tuple[str, str], ...] = (
     ("api.cli.vault:subject_app", "subject"),
     ("api.cli.vault:keys_app", "keys"),
     ("api.cli.contacts", "contact"),
+    ("api.cli.gdpr", "gdpr"),
 )
 
 

@@ -1,0 +1,203 @@
+"""HTTP API of the GDPR toolkit: data subject requests, their execution, legal holds, subject exports.
+
+Every route needs ``gdpr.manage`` (the DPO and compliance officers with a verified second
+factor; API clients with the ``gdpr:manage`` scope). A request is registered with its date
+of receipt, which fixes its deadline; nothing is executed before the requester's identity
+is verified (409 ``request-state`` otherwise). Every step is a ``gdpr.*`` audit entry.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.background import BackgroundTask
+
+from api.auth import require_action
+from api.deps import RuntimeDep
+from api.routers.vault import NO_STORE, PROBLEMS, SubjectToken
+from identity.principal import Principal
+
+router = APIRouter(tags=["gdpr"])
+
+Manager = Annotated[Principal, Depends(require_action("gdpr.manage"))]
+RequestId = Annotated[str, PathParam(max_length=40, description="Request id (dsr_...)")]
+Code = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[a-z][a-z0-9_:;.,/-]{0,199}$")]
+
+
+class NewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "subject": "sub_Q2xq0y7Wm4b1Zr8kTgVh3A", "kind": "access", "received_on": "2026-11-20", "channel": "letter"}]})
+    subject: str = Field(max_length=64)
+    kind: Literal["access", "portability", "erasure", "rectification", "restriction", "objection"]
+    received_on: date = Field(description="The day the request reached the firm: the deadline runs from it")
+    channel: Literal["email", "letter", "portal", "phone", "in_person", "epuap"]
+
+
+class Verification(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["id_document", "known_contact", "bank_transfer", "qualified_signature", "trusted_profile",
+                    "video_call", "in_person"]
+
+
+class Extension(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    months: Literal[1, 2]
+    reason: Literal["complexity", "number_of_requests"]
+
+
+class Closing(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: Code = Field(description="A short code: the outcome, or the reason for a refusal")
+
+
+class Erasure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    restrict_if_refused: bool = Field(False, description="Restrict processing (Art. 18) if erasure is refused")
+
+
+class Restriction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lift: bool = False
+
+
+class ObjectionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    purpose: str = Field(max_length=64, pattern=r"^[a-z][a-z0-9_.:-]{0,63}$")
+    channel: Literal["phone", "sms", "email", "letter", "messenger", "visit"] | None = None
+
+
+class Rectification(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    field: str = Field(max_length=64, pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    values: list[Annotated[str, Field(max_length=10_000)]] = Field(min_length=1, max_length=50)
+
+
+class NewHold(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    subject: str = Field(max_length=64)
+    reason: Code
+    starts_on: date
+    ends_on: date | None = None
+    case_id: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/\-]{0,63}$")
+
+
+@router.post("/v1/gdpr/requests", status_code=201, responses=PROBLEMS,
+             summary="Register a data subject request; answers with its deadline (Art. 12(3), Reg. 1182/71)")
+def receive(body: NewRequest, runtime: RuntimeDep, principal: Manager) -> dict[str, Any]:
+    return runtime.gdpr.receive(principal, body.subject, body.kind, body.received_on, body.channel)
+
+
+@router.get("/v1/gdpr/requests", responses=PROBLEMS, summary="Requests by deadline: open, overdue, due soon, closed")
+def list_requests(
+    runtime: RuntimeDep, principal: Manager,
+    view: Annotated[Literal["open", "overdue", "due_soon", "closed", "all"], Query()] = "open",
+    subject: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=80)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    items, next_cursor = runtime.gdpr.requests(principal, view=view, subject=subject, cursor=cursor, limit=limit)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/v1/gdpr/requests/{request_id}", responses=PROBLEMS, summary="One request")
+def get_request(request_id: RequestId, runtime: RuntimeDep, principal: Manager) -> dict[str, Any]:
+    return runtime.gdpr.get(principal, request_id)
+
+
+@router.post("/v1/gdpr/requests/{request_id}/verify", responses=PROBLEMS,
+             summary="Record that the requester's identity was verified, and how")
+def verify(request_id: RequestId, body: Verification, runtime: RuntimeDep, principal: Manager) -> dict[str, Any]:
+    return runtime.gdpr.verify_identity(principal, request_id, body.method)
+
+
+@router.post("/v1/gdpr/requests/{request_id}/extend", responses=PROBLEMS,
+             summary="Extend the deadline by 1 or 2 months, with the reason (within the first month)")
+def extend(request_id: RequestId, body: Extension, runtime: RuntimeDep, principal: Manager) -> dict[str, Any]:
+    return runtime.gdpr.extend(principal, request_id, body.months, body.reason)
+
+
+@router.post("/v1/gdpr/requests/{request_id}/complete", responses=PROBLEMS, summary="Close a verified request")
+def complete(request_id: RequestId, body: Closing, runtime: RuntimeDep, principal: Manager) -> dict[str, Any]:
+    return runtime.gdpr.complete(principal, request_id, body.code)
+
+
+@router.post("/v1/gdpr/requests/{request_id}/refuse", responses=PROBLEMS, summary="Refuse a request, with the reason")
+def refuse(request_id: RequestId, body: Closing, runtime: RuntimeDep, principal: Manager) -> dict[str, Any]:
+    return runtime.gdpr.refuse(principal, request_id, body.code)
+
+
+@router.post("/v1/gdpr/requests/{request_id}/erase", responses=PROBLEMS,
+             summary="Execute an erasure request: crypto-shred, or refuse with the legal reasons and the date")
+def erase(request_id: RequestId, body: Erasure, runtime: RuntimeDep, principal: Manager) -> dict[str, Any]:
+    return runtime.gdpr.erase(principal, request_id, restrict_if_refused=body.restrict_if_refused).to_json()
+
+
+@router.post("/v1/gdpr/requests/{request_id}/restrict", responses=PROBLEMS,
+             summary="Execute a restriction request (Art. 18), or lift a restriction")
+def restrict(request_id: RequestId, body: Restriction, runtime: RuntimeDep, principal: Manager) -> dict[str, Any]:
+    return runtime.gdpr.restrict(principal, request_id, lift=body.lift)
+
+
+@router.post("/v1/gdpr/requests/{request_id}/object", responses=PROBLEMS,
+             summary="Execute an objection (Art. 21) to a purpose, on one channel or all")
+def object_to(request_id: RequestId, body: ObjectionBody, runtime: RuntimeDep, principal: Manager) -> dict[str, Any]:
+    return runtime.gdpr.object(principal, request_id, body.purpose, body.channel)
+
+
+@router.post("/v1/gdpr/requests/{request_id}/rectify", responses=PROBLEMS,
+             summary="Execute a rectification (Art. 16): replace a field's values (the old ones are not kept)")
+def rectify(request_id: RequestId, body: Rectification, runtime: RuntimeDep, principal: Manager) -> dict[str, Any]:
+    return runtime.gdpr.rectify(principal, request_id, body.field, body.values)
+
+
+@router.post("/v1/gdpr/requests/{request_id}/export", responses={
+    **PROBLEMS, 200: {"content": {"application/zip": {}}, "description": "The subject's archive"}},
+    response_class=FileResponse,
+    summary="Produce the subject's archive for an access or portability request (Art. 15, 20); closes it")
+def export(request_id: RequestId, runtime: RuntimeDep, principal: Manager,
+           recordings: Annotated[bool, Query(description="Include the recordings themselves")] = False,
+           ) -> FileResponse:
+    workdir = Path(tempfile.mkdtemp(prefix="tarcza-export-"))
+    out = workdir / f"{request_id}.zip"
+    runtime.gdpr.export(principal, request_id, out, include_recordings=recordings)
+
+    def cleanup() -> None:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    return FileResponse(out, media_type="application/zip", filename=out.name, headers=dict(NO_STORE),
+                        background=BackgroundTask(cleanup))
+
+
+@router.get("/v1/subjects/{token}/erasure-assessment", responses=PROBLEMS,
+            summary="What an erasure of the subject would come to today, and why (no effect)")
+def erasure_assessment(token: SubjectToken, runtime: RuntimeDep, principal: Manager) -> dict[str, Any]:
+    from gdpr.service import assessment_json
+
+    return {"subject": token, **assessment_json(runtime.gdpr.assess_erasure(principal, token))}
+
+
+@router.post("/v1/gdpr/holds", status_code=201, responses=PROBLEMS,
+             summary="Place a legal hold on a subject: erasure and retention skip it while active")
+def add_hold(body: NewHold, runtime: RuntimeDep, principal: Manager) -> dict[str, Any]:
+    return runtime.gdpr.add_hold(principal, body.subject, body.reason, body.starts_on, body.ends_on, body.case_id)
+
+
+@router.post("/v1/gdpr/holds/{hold_id}/release", responses=PROBLEMS, summary="Release a legal hold (idempotent)")
+def release_hold(hold_id: Annotated[str, PathParam(max_length=40)], runtime: RuntimeDep,
+                 principal: Manager) -> dict[str, Any]:
+    return runtime.gdpr.release_hold(principal, hold_id)
+
+
+@router.get("/v1/subjects/{token}/holds", responses=PROBLEMS, summary="The subject's legal holds")
+def subject_holds(token: SubjectToken, runtime: RuntimeDep, principal: Manager,
+                  active: Annotated[bool, Query(description="Only holds not released")] = False) -> dict[str, Any]:
+    return {"items": runtime.gdpr.holds_of(principal, token, active_only=active)}
