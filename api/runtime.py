@@ -20,6 +20,7 @@ from core.settings import Settings
 if TYPE_CHECKING:
     from audit.service import AuditLog
     from contacts.service import ContactService
+    from gdpr.retention_job import RetentionJob
     from gdpr.service import GdprService
     from policies.engine import CedarAuthorizer
     from vault.keys import KeyProvider
@@ -109,6 +110,13 @@ class Runtime:
         from gdpr.service import GdprService
 
         return GdprService(self.engine, self.vault, self.contacts, self.audit, self.authorizer, self.clock)
+
+    def retention_job(self) -> RetentionJob:
+        """The retention job over ``policies/retention.yaml`` (validated when loaded)."""
+        from gdpr.retention import load_retention
+        from gdpr.retention_job import RetentionJob
+
+        return RetentionJob(self.vault, self.contacts, load_retention(), self.clock)
 
     def close(self) -> None:
         """Release what the runtime opened."""

@@ -42,6 +42,7 @@ from pydantic import (
 
 from audit.events import Channel
 from core.errors import InvalidInputError
+from policies.yamlfile import DuplicateKeyError, key_path, parse_unique_yaml
 
 __all__ = [
     "DEFAULT_RULES_PATH",
@@ -307,62 +308,19 @@ class ContactRules:
         return f"ContactRules(version={self.version}, sha256={self.sha256[:12]}..., source={self.source!r})"
 
 
-def _key_text(node: yaml.Node) -> str:
-    return str(node.value) if isinstance(node, yaml.ScalarNode) else f"<{node.tag}>"
-
-
-def _refuse_duplicate_keys(node: yaml.Node, path: str) -> None:
-    """Walk the composed YAML tree; a mapping repeating a key is an error naming its path."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = _key_text(key_node)
-            child = f"{path}.{key}" if path else key
-            if key in seen:
-                line = key_node.start_mark.line + 1
-                raise ContactRulesError(f"duplicate key {child} (line {line})", path=child)
-            seen.add(key)
-            _refuse_duplicate_keys(value_node, child)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _refuse_duplicate_keys(item, f"{path}[{index}]")
-
-
-def _parse_yaml(text: str) -> Any:
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _refuse_duplicate_keys(node, "")
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-def _path(location: tuple[int | str, ...]) -> str:
-    parts: list[str] = []
-    for part in location:
-        if isinstance(part, int):
-            parts.append(f"[{part}]")
-        elif part != "[key]":
-            parts.append(f".{part}" if parts else part)
-    return "".join(parts) or "<document>"
-
-
 def rules_from_yaml(text: str, source: str = "<string>") -> ContactRules:
     """Parse and validate contact rules; ``ContactRulesError`` naming ``source`` and the path."""
     try:
-        document = _parse_yaml(text)
-    except ContactRulesError as exc:
-        raise ContactRulesError(f"contact rules {source}: {exc.detail}", **exc.extra) from None
+        document = parse_unique_yaml(text)
+    except DuplicateKeyError as exc:
+        raise ContactRulesError(f"contact rules {source}: {exc}", path=exc.path) from None
     except yaml.YAMLError as exc:
         raise ContactRulesError(f"contact rules {source} are not valid YAML: {exc}") from None
     try:
         validated = ContactRulesDocument.model_validate(document)
     except ValidationError as exc:
-        problems = [f"{_path(error['loc'])}: {error['msg']}" for error in exc.errors(include_url=False)]
-        paths = [_path(error["loc"]) for error in exc.errors(include_url=False)]
+        problems = [f"{key_path(error['loc'])}: {error['msg']}" for error in exc.errors(include_url=False)]
+        paths = [key_path(error["loc"]) for error in exc.errors(include_url=False)]
         raise ContactRulesError(f"contact rules {source} are invalid: {'; '.join(problems)}", paths=paths) from None
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return ContactRules(document=validated, sha256=digest, source=source)

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
         "audio/wav,audio/x-wav,audio/wave,audio/ogg,audio/mpeg,audio/mp4,audio/webm,audio/flac,audio/amr,video/mp4",
         description="Comma-separated media types a recording may have (415 for any other).",
     )
+    controller_name: str = Field("(set TARCZA_CONTROLLER_NAME)",
+                                 description="The firm, controller of the data (Art. 30 record).")
+    controller_address: str = Field("(set TARCZA_CONTROLLER_ADDRESS)", description="The controller's address.")
+    controller_contact: str = Field("(set TARCZA_CONTROLLER_CONTACT)", description="How to contact the controller.")
+    dpo_contact: str | None = Field(None, description="How to contact the data protection officer.")
     db_app_role: str | None = Field(
         None, description="PostgreSQL role granted INSERT and SELECT only on the audit tables by the migration.",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, func, insert, or_, select, update
 
 from gdpr.models import DataSubjectRequest, LegalHold
 
@@ -67,3 +67,24 @@ def release_hold(conn: Connection, hold_id: str, at: datetime) -> bool:
     changed = conn.execute(update(holds).where(holds.c.id == hold_id, holds.c.released_at.is_(None))
                            .values(released_at=at))
     return changed.rowcount == 1
+
+
+def active_holds_of_many(conn: Connection, tokens: list[str]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {t: [] for t in tokens}
+    for start in range(0, len(tokens), 400):
+        rows = conn.execute(select(holds).where(holds.c.subject_token.in_(tokens[start:start + 400]),
+                                                holds.c.released_at.is_(None)))
+        for row in rows.mappings():
+            out[row["subject_token"]].append(dict(row))
+    return out
+
+
+def last_completed_of_many(conn: Connection, tokens: list[str]) -> dict[str, datetime]:
+    """When each subject's latest completed request was closed; absent if none."""
+    out: dict[str, datetime] = {}
+    for start in range(0, len(tokens), 400):
+        rows = conn.execute(select(requests.c.subject_token, func.max(requests.c.closed_at))
+                            .where(requests.c.subject_token.in_(tokens[start:start + 400]),
+                                   requests.c.status == "completed").group_by(requests.c.subject_token))
+        out.update({token: at for token, at in rows if at is not None})
+    return out

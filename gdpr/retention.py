@@ -77,7 +77,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Final, Literal
 
 import yaml
 from pydantic import (
@@ -94,6 +94,7 @@ from pydantic import (
 from contacts.limitation import ClaimKind, limitation_end, time_barred_on
 from core.errors import InvalidInputError
 from gdpr.deadlines import add_months
+from policies.yamlfile import DuplicateKeyError, key_path, parse_unique_yaml
 
 __all__ = [
     "ACCOUNTING_RETENTION_YEARS",
@@ -491,61 +492,19 @@ class RetentionPolicy:
         return f"RetentionPolicy(version={self.version}, sha256={self.sha256[:12]}..., source={self.source!r})"
 
 
-def _key_text(node: yaml.Node) -> str:
-    return str(node.value) if isinstance(node, yaml.ScalarNode) else f"<{node.tag}>"
-
-
-def _refuse_duplicate_keys(node: yaml.Node, path: str) -> None:
-    """Walk the composed YAML tree; a mapping repeating a key is an error naming its path."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = _key_text(key_node)
-            child = f"{path}.{key}" if path else key
-            if key in seen:
-                raise RetentionPolicyError(f"duplicate key {child} (line {key_node.start_mark.line + 1})", path=child)
-            seen.add(key)
-            _refuse_duplicate_keys(value_node, child)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _refuse_duplicate_keys(item, f"{path}[{index}]")
-
-
-def _parse_yaml(text: str) -> Any:
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _refuse_duplicate_keys(node, "")
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-def _path(location: tuple[int | str, ...]) -> str:
-    parts: list[str] = []
-    for part in location:
-        if isinstance(part, int):
-            parts.append(f"[{part}]")
-        elif part != "[key]":
-            parts.append(f".{part}" if parts else part)
-    return "".join(parts) or "<document>"
-
-
 def retention_from_yaml(text: str, source: str = "<string>") -> RetentionPolicy:
     """Parse and validate a retention policy; ``RetentionPolicyError`` naming ``source`` and the key path."""
     try:
-        document = _parse_yaml(text)
-    except RetentionPolicyError as exc:
-        raise RetentionPolicyError(f"retention policy {source}: {exc.detail}", **exc.extra) from None
+        document = parse_unique_yaml(text)
+    except DuplicateKeyError as exc:
+        raise RetentionPolicyError(f"retention policy {source}: {exc}", path=exc.path) from None
     except yaml.YAMLError as exc:
         raise RetentionPolicyError(f"retention policy {source} is not valid YAML: {exc}") from None
     try:
         validated = RetentionDocument.model_validate(document)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-        paths = [_path(error["loc"]) for error in errors]
+        paths = [key_path(error["loc"]) for error in errors]
         problems = [f"{path}: {error['msg']}" for path, error in zip(paths, errors, strict=True)]
         raise RetentionPolicyError(f"retention policy {source} is invalid: {'; '.join(problems)}",
                                    paths=paths) from None

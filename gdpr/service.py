@@ -286,14 +286,22 @@ class GdprService:
             return ErasureOutcome(request_id, False, assessment, restricted)
         self.vault.shred(principal, subject)
         receipt = self._log("gdpr.erasure_performed", principal, subject, request_id, "erasure", status="erased")
-        self._close(principal, row, "completed", f"erased:tombstone:{receipt}")
+        self._close(principal, row, "completed", f"erased:tombstone_index:i{receipt}")
         return ErasureOutcome(request_id, True, assessment, tombstone_index=receipt)
 
-    def restrict(self, principal: Principal, request_id: str, *, lift: bool = False) -> dict[str, Any]:
-        """Execute a verified restriction request (Art. 18): contacts stop except for legal claims."""
+    def restrict(self, principal: Principal, request_id: str, *, lift: bool = False,
+                 subject_informed: bool = False) -> dict[str, Any]:
+        """Execute a verified restriction request (Art. 18): contacts stop except for legal claims.
+
+        Lifting it needs ``subject_informed``: the subject must be told before (Art. 18(3)).
+        """
         row = self._verified(principal, request_id, kind="restriction")
-        self.contacts.subject_rules.set_restriction(principal, row["subject_token"], not lift, request_id=request_id)
-        self._close(principal, row, "completed", "restriction:lifted" if lift else "restriction:applied")
+        if lift and not subject_informed:
+            raise RequestStateError("inform the subject before the restriction is lifted (Art. 18(3)), then confirm")
+        self.contacts.subject_rules.set_restriction(principal, row["subject_token"], not lift, request_id=request_id,
+                                                    reason="subject informed" if lift else None)
+        self._close(principal, row, "completed", "restriction:lifted:subject_informed" if lift
+                    else "restriction:applied")
         return self._json(self._row(request_id))
 
     def object(self, principal: Principal, request_id: str, purpose: str, channel: str | None = None) -> dict[str, Any]:

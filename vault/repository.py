@@ -72,6 +72,7 @@ class RecordingRow:
     sha256: str
     dek_version: int
     shredded: bool
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -338,7 +339,36 @@ def tokens_by_blind_index(conn: Connection, field: str, blind_index: bytes, limi
 
 def _recording(row: Any) -> RecordingRow:
     return RecordingRow(str(row.id), str(row.subject_token), str(row.media_type), int(row.size), str(row.sha256),
-                        int(row.dek_version), row.shredded_at is not None)
+                        int(row.dek_version), row.shredded_at is not None, row.created_at)
+
+
+def recordings_of_many(conn: Connection, tokens: Sequence[str]) -> dict[str, list[RecordingRow]]:
+    """The recordings not yet shredded of many subjects, by token."""
+    out: dict[str, list[RecordingRow]] = {token: [] for token in tokens}
+    for i in range(0, len(tokens), _IN_CHUNK):
+        stmt = (select(recordings).where(recordings.c.subject_token.in_(list(tokens[i:i + _IN_CHUNK])),
+                                         recordings.c.shredded_at.is_(None)).order_by(recordings.c.id))
+        for row in conn.execute(stmt):
+            out[str(row.subject_token)].append(_recording(row))
+    return out
+
+
+def mark_recording_shredded(conn: Connection, recording_id: str, now: datetime) -> bool:
+    result = conn.execute(update(recordings).where(recordings.c.id == recording_id,
+                                                   recordings.c.shredded_at.is_(None)).values(shredded_at=now))
+    return result.rowcount == 1
+
+
+def count_active(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(subjects).where(subjects.c.status == ACTIVE))
+               .scalar_one())
+
+
+def active_tokens(conn: Connection, after: str, limit: int) -> list[str]:
+    """Tokens of active subjects after ``after``, in token order (a job walks the vault in pages)."""
+    stmt = (select(subjects.c.token).where(subjects.c.status == ACTIVE, subjects.c.token > after)
+            .order_by(subjects.c.token).limit(limit))
+    return [str(t) for t in conn.execute(stmt).scalars()]
 
 
 def insert_recording(conn: Connection, row: dict[str, Any]) -> None:

@@ -552,30 +552,91 @@ class VaultService:
 
     def shred(self, principal: Principal, token: str) -> ShredReport:
         """Crypto-shred a subject: destroy its data keys, blind indexes and recordings. Idempotent."""
-        subject = self._subject(token)
-        self._require(principal, Action.SHRED, token, purpose=ERASURE_PURPOSE, fields=[])
+        return self.shred_many(principal, [token])[0]
+
+    def shred_many(self, principal: Principal, tokens: Sequence[str]) -> list[ShredReport]:
+        """Crypto-shred many subjects (a retention run): one decision each, the entries of all of them
+        appended together, then one transaction destroying their keys. Idempotent per subject.
+
+        Every subject must exist (SubjectNotFoundError otherwise, before anything happens);
+        one refused decision refuses the call.
+        """
+        wanted = list(dict.fromkeys(tokens))
+        rows = [self._subject(token) for token in wanted]
+        for token in wanted:
+            self._require(principal, Action.SHRED, token, purpose=ERASURE_PURPOSE, fields=[])
         with read_connection(self.engine) as conn:
-            names = repository.field_names(conn, token)
-            recordings = [r.id for r in repository.recordings_of(conn, token)]
-        if not subject.shredded:
-            events = [(self._event("vault.subject_shredded", principal, token, VaultSubjectPayload(
-                fields=names, subject_kind=subject.kind)), None)]
-            events += [(self._event("recording.shredded", principal, token, RecordingAccessPayload(
-                recording_id=rec, purpose=ERASURE_PURPOSE)), None) for rec in recordings]
+            names = {token: repository.field_names(conn, token) for token in wanted}
+            recordings = {token: [r.id for r in repository.recordings_of(conn, token)] for token in wanted}
+        fresh = [row for row in rows if not row.shredded]
+        if fresh:
+            events: list[tuple[AuditEvent, str | None]] = []
+            for row in fresh:
+                events.append((self._event("vault.subject_shredded", principal, row.token, VaultSubjectPayload(
+                    fields=names[row.token], subject_kind=row.kind)), None))
+                events += [(self._event("recording.shredded", principal, row.token, RecordingAccessPayload(
+                    recording_id=rec, purpose=ERASURE_PURPOSE)), None) for rec in recordings[row.token]]
             self.audit.append_many(events)
+            now = self.clock.now()
             with write_connection(self.engine) as conn:
-                repository.delete_data_keys(conn, token)
-                repository.clear_blind_indexes(conn, token)
-                repository.mark_recordings_shredded(conn, token, self.clock.now())
-                repository.mark_shredded(conn, token, self.clock.now())
-        self.keys.forget(token)
-        if self.blob_store is not None:
-            for rec in recordings:
+                for row in fresh:
+                    repository.delete_data_keys(conn, row.token)
+                    repository.clear_blind_indexes(conn, row.token)
+                    repository.mark_recordings_shredded(conn, row.token, now)
+                    repository.mark_shredded(conn, row.token, now)
+        for token in wanted:
+            self.keys.forget(token)
+            if self.blob_store is None:
+                continue
+            for rec in recordings[token]:
                 try:
                     self.blob_store.delete(rec)
-                except OSError as exc:  # the key is gone: the blob is unreadable anyway
+                except (OSError, BlobNotFoundError) as exc:  # the key is gone: the blob is unreadable anyway
                     log.error("vault_blob_delete_failed", subject=token, recording=rec, error=type(exc).__name__)
-        return ShredReport(token, names, recordings, already_shredded=subject.shredded)
+        return [ShredReport(row.token, names[row.token], recordings[row.token], already_shredded=row.shredded)
+                for row in rows]
+
+    def delete_recording(self, principal: Principal, token: str, recording_id: str, purpose: str) -> bool:
+        """Delete one recording (retention): its entry first, then the row marked and the blob removed.
+
+        Idempotent: False if the recording was already deleted or shredded.
+        """
+        _check_purpose(purpose)
+        recording = None
+        if is_token(recording_id, RECORDING_PREFIX):
+            with read_connection(self.engine) as conn:
+                recording = repository.get_recording(conn, recording_id)
+        if recording is None or recording.subject_token != token:
+            raise BlobNotFoundError("this subject has no such recording")
+        if recording.shredded:
+            return False
+        self._require(principal, Action.SHRED, token, purpose=ERASURE_PURPOSE, fields=[])
+        self.audit.record("recording.shredded", actor=principal.actor, subject=token,
+                          payload=RecordingAccessPayload(recording_id=recording_id, purpose=purpose))
+        with write_connection(self.engine) as conn:
+            changed = repository.mark_recording_shredded(conn, recording_id, self.clock.now())
+        if changed and self.blob_store is not None:
+            try:
+                self.blob_store.delete(recording_id)
+            except (OSError, BlobNotFoundError) as exc:
+                log.error("vault_blob_delete_failed", subject=token, recording=recording_id,
+                          error=type(exc).__name__)
+        return changed
+
+    def recordings_of(self, tokens: Sequence[str]) -> dict[str, list[repository.RecordingRow]]:
+        """The recordings not yet deleted of many subjects (ids, sizes, dates; nothing decrypted), by token."""
+        with read_connection(self.engine) as conn:
+            return repository.recordings_of_many(conn, list(tokens))
+
+    def active_count(self) -> int:
+        """How many subjects are active (not shredded)."""
+        with read_connection(self.engine) as conn:
+            return repository.count_active(conn)
+
+    def active_subjects(self, after: str = "", limit: int = 500) -> list[str]:
+        """A page of active subjects' tokens, in token order, after ``after`` (for jobs walking the vault)."""
+        with read_connection(self.engine) as conn:
+            return repository.active_tokens(conn, after, limit)
 
     def rotate_keys(self, progress: RotationProgress | None = None, *, batch_size: int = 200,
                     actor: Actor | None = None) -> RotationReport:

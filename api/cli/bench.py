@@ -109,3 +109,21 @@ def bench_contacts(
         results = bench_contacts_module.run(url, contacts=contacts, subjects=subjects, notes=notes,
                                             progress=None if as_json else (lambda m: err_console.print(m, style="dim")))
     _emit("contacts", backend, results, as_json)
+
+
+@app.command("gdpr")
+def bench_gdpr(
+    backend: Backend = "sqlite", as_json: AsJson = False, pg_admin_url: PgAdmin = DEFAULT_PG_ADMIN,
+    subjects: Annotated[int, typer.Option(help="Subjects in the vault (the issue's full size: 100000).",
+                                          min=100)] = 10_000,
+    events: Annotated[int, typer.Option(help="Contact events in the log (the issue's full size: 1000000).",
+                                        min=100)] = 100_000,
+) -> None:
+    """Export of one subject, erasure per subject, retention dry run and run, each next to a plain baseline."""
+    from bench import gdpr as bench_gdpr_module
+
+    _check_backend(backend)
+    with bench_database(backend, pg_admin_url) as url:
+        results = bench_gdpr_module.run(url, subjects=subjects, events=events,
+                                        progress=None if as_json else (lambda m: err_console.print(m, style="dim")))
+    _emit("gdpr", backend, results, as_json)

@@ -173,10 +173,11 @@ def assess(subject: Annotated[str, typer.Argument(help="Subject token (sub_...).
 
 @app.command("restrict")
 def restrict(request_id: RequestArg, lift: Annotated[bool, typer.Option(help="Lift the restriction.")] = False,
-             server: ServerOpt = None) -> None:
-    """Execute a verified restriction request (Art. 18)."""
+             subject_informed: Annotated[bool, typer.Option(help="The subject was told before lifting (Art. 18(3)).")]
+             = False, server: ServerOpt = None) -> None:
+    """Execute a verified restriction request (Art. 18), or lift one (after telling the subject)."""
     _show(ApiSession.load(server).json("POST", f"/v1/gdpr/requests/{_q(request_id)}/restrict",
-                                       body={"lift": lift}), False)
+                                       body={"lift": lift, "subject_informed": subject_informed}), False)
 
 
 @app.command("object")
@@ -230,8 +231,10 @@ def verify_export(archive: Annotated[Path, typer.Argument(help="A subject archiv
     """Check a subject archive offline: every file's hash, the signed checkpoint, the log entries."""
     from gdpr.export import verify_archive
 
-    result = verify_archive(archive, trusted_key=trusted_key)
-    _echo(f"OK: {result.summary()}" if hasattr(result, "summary") else "OK")
+    result = verify_archive(archive, trusted_key=trusted_key, require_signature=trusted_key is not None)
+    _echo(f"OK: subject {result.subject}, {result.files} files, {result.log_entries} log entries under checkpoint "
+          f"{result.tree_size} ({result.origin}), {result.contacts_backed} contacts backed by the log, "
+          f"manifest {'signed' if result.signed else 'not signed'}")
 
 
 @hold_app.command("add")
@@ -266,3 +269,81 @@ def hold_list(subject: Annotated[str, typer.Argument(help="Subject token (sub_..
     for hold in items:
         _echo(f"{hold['id']} {'active' if hold['active'] else 'released'} {hold['reason']} "
               f"{hold['starts_on']}..{hold['ends_on'] or ''}")
+
+
+@app.command("retention")
+def retention(
+    run: Annotated[bool, typer.Option("--run/--dry-run", help="Apply what is due (default: only report it).")]
+    = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Apply policies/retention.yaml to this machine's vault (local operator), or report what is due.
+
+    Idempotent and resumable: a second run finds nothing due; an interrupted one is simply run again.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from api.cli.common import err_console, runtime
+
+    rt = runtime()
+    job = rt.retention_job()
+    total = job.subjects_to_scan()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, disable=as_json or not err_console.is_terminal) as bar:
+        task = bar.add_task("retention run" if run else "retention dry run", total=total)
+        report = (job.run if run else job.dry_run)(lambda done, _actions: bar.update(task, completed=done))
+    if as_json:
+        _echo(json.dumps(report.to_json(), indent=2))
+        return
+    summary = report.to_json(with_actions=False)
+    if run:
+        _echo(f"scanned {summary['subjects_scanned']} subject(s): shredded {summary['shredded']}, deleted "
+              f"{summary['recordings_deleted']} recording(s)")
+        return
+    _echo(f"scanned {summary['subjects_scanned']} subject(s): {summary['shred_subject']} to shred, "
+          f"{summary['delete_recordings']} recording(s) to delete (dry run: nothing changed)")
+    for action in report.actions[:50]:
+        target = action["recording_id"] or action["subject"]
+        _echo(f"  {action['action']} {target}: {action['schedule']} ({action['rule']}) since {action['since']}")
+    if len(report.actions) > 50:
+        _echo(f"  ... and {len(report.actions) - 50} more (--json lists them all)")
+
+
+@app.command("breach")
+def breach(actor: Annotated[str, typer.Option(help="The compromised user's or API client's id.")],
+           since: Annotated[str, typer.Option(help="Start of the window (ISO 8601 with offset).")],
+           until: Annotated[str, typer.Option(help="End of the window (ISO 8601 with offset).")],
+           aware_at: Annotated[str, typer.Option(help="When the firm became aware (ISO 8601 with offset).")],
+           as_json: JsonOpt = False, server: ServerOpt = None) -> None:
+    """Breach impact (Art. 33, 34): which subjects the actor revealed or exported, and the 72-hour clock."""
+    report = ApiSession.load(server).json("POST", "/v1/gdpr/breach", body={
+        "actor_id": actor, "since": since, "until": until, "aware_at": aware_at})
+    if as_json:
+        _echo(json.dumps(report, indent=2))
+        return
+    totals = report["totals"]
+    clock = report["notification"]
+    _echo(f"{totals['subjects']} subject(s) exposed, {totals['high_risk_subjects']} at high risk; notify the "
+          f"supervisory authority by {clock['notify_by']} ({clock['hours_left']:.1f} h left"
+          + (", OVERDUE)" if clock["overdue"] else ")"))
+    for subject in report["subjects"][:50]:
+        fields = ", ".join(f"{f['field']}({f['view']})" for f in subject["fields"])
+        _echo(f"  {subject['subject']}: {fields}" + ("  HIGH RISK" if subject.get("high_risk") else ""))
+
+
+@app.command("ropa")
+def ropa(html: Annotated[Path | None, typer.Option(help="Write the HTML record here.")] = None,
+         as_json: JsonOpt = False) -> None:
+    """The record of processing activities (Art. 30), generated from this machine's policy files."""
+    from api.cli.common import settings
+    from gdpr.ropa import Controller, build_record, render_html
+
+    s = settings()
+    record = build_record(Controller(name=s.controller_name, address=s.controller_address,
+                                     contact=s.controller_contact, dpo_contact=s.dpo_contact),
+                          generated_at=datetime.now(ZoneInfo("Europe/Warsaw")))
+    if html is not None:
+        html.write_text(render_html(record), encoding="utf-8")
+        _echo(f"wrote {html}")
+    if as_json or html is None:
+        _echo(json.dumps(record.to_json(), ensure_ascii=False, indent=2))

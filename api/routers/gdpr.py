@@ -9,13 +9,13 @@ is verified (409 ``request-state`` otherwise). Every step is a ``gdpr.*`` audit 
 from __future__ import annotations
 
 import tempfile
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
@@ -65,6 +65,7 @@ class Erasure(BaseModel):
 class Restriction(BaseModel):
     model_config = ConfigDict(extra="forbid")
     lift: bool = False
+    subject_informed: bool = Field(False, description="Lifting needs the subject told first (Art. 18(3))")
 
 
 class ObjectionBody(BaseModel):
@@ -142,7 +143,7 @@ def erase(request_id: RequestId, body: Erasure, runtime: RuntimeDep, principal: 
 @router.post("/v1/gdpr/requests/{request_id}/restrict", responses=PROBLEMS,
              summary="Execute a restriction request (Art. 18), or lift a restriction")
 def restrict(request_id: RequestId, body: Restriction, runtime: RuntimeDep, principal: Manager) -> dict[str, Any]:
-    return runtime.gdpr.restrict(principal, request_id, lift=body.lift)
+    return runtime.gdpr.restrict(principal, request_id, lift=body.lift, subject_informed=body.subject_informed)
 
 
 @router.post("/v1/gdpr/requests/{request_id}/object", responses=PROBLEMS,
@@ -201,3 +202,62 @@ def release_hold(hold_id: Annotated[str, PathParam(max_length=40)], runtime: Run
 def subject_holds(token: SubjectToken, runtime: RuntimeDep, principal: Manager,
                   active: Annotated[bool, Query(description="Only holds not released")] = False) -> dict[str, Any]:
     return {"items": runtime.gdpr.holds_of(principal, token, active_only=active)}
+
+
+@router.post("/v1/gdpr/retention/dry-run", responses=PROBLEMS,
+             summary="What the retention schedules make due today, and why (changes nothing)")
+def retention_dry_run(runtime: RuntimeDep, _principal: Manager,
+                      limit: Annotated[int, Query(ge=0, le=10_000, description="Actions listed (counts are all)")]
+                      = 1000) -> dict[str, Any]:
+    report = runtime.retention_job().dry_run()
+    out = report.to_json(with_actions=False)
+    out["actions"] = report.actions[:limit]
+    return out
+
+
+@router.post("/v1/gdpr/retention/run", responses=PROBLEMS,
+             summary="Apply the retention schedules now: shred subjects and delete recordings that are due "
+                     "(idempotent; every action logged first)")
+def retention_run(runtime: RuntimeDep, _principal: Manager) -> dict[str, Any]:
+    return runtime.retention_job().run().to_json(with_actions=False)
+
+
+class BreachQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    actor_id: str = Field(min_length=1, max_length=128, description="The compromised user's or API client's id")
+    since: datetime
+    until: datetime
+    aware_at: datetime = Field(description="When the firm became aware of the breach: the 72-hour clock starts")
+
+
+@router.post("/v1/gdpr/breach", responses=PROBLEMS,
+             summary="Breach impact (Art. 33, 34): the subjects whose data an actor revealed or exported in a "
+                     "window, and the 72-hour clock")
+def breach(body: BreachQuery, response: Response, runtime: RuntimeDep, _principal: Manager) -> dict[str, Any]:
+    from gdpr.breach import breach_impact
+
+    response.headers.update(NO_STORE)
+    report = breach_impact(runtime.audit, body.actor_id, body.since, body.until, aware_at=body.aware_at,
+                           now=runtime.clock.now())
+    return report.to_json()
+
+
+@router.get("/v1/gdpr/ropa", responses={**PROBLEMS, 200: {"content": {"application/json": {}, "text/html": {}}}},
+            summary="The record of processing activities (Art. 30), generated from the policy files")
+def ropa(runtime: RuntimeDep, _principal: Manager,
+         format: Annotated[Literal["json", "html"], Query(description="json or html")] = "json") -> Response:
+    from gdpr.ropa import build_record, render_html
+
+    record = build_record(controller(runtime), generated_at=runtime.clock.now())
+    if format == "html":
+        return HTMLResponse(render_html(record))
+    return JSONResponse(record.to_json())
+
+
+def controller(runtime: Any) -> Any:
+    """The firm as the settings describe it (TARCZA_CONTROLLER_*)."""
+    from gdpr.ropa import Controller
+
+    s = runtime.settings
+    return Controller(name=s.controller_name, address=s.controller_address, contact=s.controller_contact,
+                      dpo_contact=s.dpo_contact)

@@ -6,6 +6,8 @@ archive that verifies offline. Synthetic data only (Faker pl_PL)."""
 
 from __future__ import annotations
 
+import io
+import json
 import zipfile
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -158,6 +160,14 @@ class TestErasure:
         assert api.http.get(f"/v1/gdpr/requests/{request['id']}", headers=dpo).json()["status"] == "completed"
         report = api.runtime.audit.verify_database()
         assert report.entries == api.runtime.audit.size()
+        access = new_request(api, dpo, subject, "access")
+        archive = api.http.post(f"/v1/gdpr/requests/{access['id']}/export", headers=dpo)
+        assert archive.status_code == 200, archive.text
+        with zipfile.ZipFile(io.BytesIO(archive.content)) as z:
+            data = json.loads(z.read("data.json"))
+        assert data["subject"]["status"] == "shredded"
+        assert data["erasure"]["tombstone_log_index"] == erased.json()["tombstone_index"]
+        assert all(values == [] for values in data["fields"].values())
 
     def test_open_debt_refuses_erasure_with_a_date_and_restriction_blocks_contacts(self, api: Api,
                                                                                   fake: Faker) -> None:
@@ -203,6 +213,25 @@ class TestErasure:
 
 
 class TestOtherRights:
+    def test_restriction_is_lifted_only_after_the_subject_is_told(self, api: Api, fake: Faker) -> None:
+        """A restriction request blocks calls; lifting it without confirming the subject was informed is refused
+        (Art. 18(3)); with the confirmation it is lifted and calls are allowed again."""
+        crm, dpo = api.system("subjects:write", "contacts:write"), api.person("dpo")
+        subject = debtor(api, fake, crm, due="2025-06-30")
+        call = {"subject": subject, "channel": "phone", "agent_id": "agent-1",
+                "started_at": "2026-11-17T10:00:00+01:00"}
+        applied = api.http.post(f"/v1/gdpr/requests/{new_request(api, dpo, subject, 'restriction')['id']}/restrict",
+                                json={}, headers=dpo)
+        assert applied.status_code == 200, applied.text
+        assert api.http.post("/v1/contacts/check", json=call, headers=crm).json()["allowed"] is False
+        lift = new_request(api, dpo, subject, "restriction")
+        early = api.http.post(f"/v1/gdpr/requests/{lift['id']}/restrict", json={"lift": True}, headers=dpo)
+        assert early.status_code == 409
+        lifted = api.http.post(f"/v1/gdpr/requests/{lift['id']}/restrict",
+                               json={"lift": True, "subject_informed": True}, headers=dpo)
+        assert lifted.status_code == 200, lifted.text
+        assert api.http.post("/v1/contacts/check", json=call, headers=crm).json()["allowed"] is True
+
     def test_objection_and_rectification(self, api: Api, fake: Faker) -> None:
         """An objection to calls makes the firewall refuse a call; a rectification replaces a field's value
         and logs the field name only."""
@@ -257,3 +286,43 @@ class TestExport:
         verify_archive(archive)
         assert api.http.get(f"/v1/gdpr/requests/{request['id']}", headers=dpo).json()["status"] == "completed"
         assert "gdpr.export_created" in [e["type"] for e in api.events(subject)]
+
+
+class TestBreachAndRecord:
+    def test_breach_report_names_what_a_user_revealed(self, api: Api, fake: Faker) -> None:
+        """POST /v1/gdpr/breach lists the subjects a collector revealed in the window (high risk for a PESEL in
+        clear), not the others, with the 72-hour clock from the moment of awareness."""
+        from datetime import UTC, datetime
+
+        crm, dpo = api.system("subjects:write", "contacts:write"), api.person("dpo")
+        seen, unseen = (debtor(api, fake, crm, due="2025-06-30") for _ in range(2))
+        now = api.runtime.clock.now()
+        with api.runtime.sessions.begin() as session:
+            user = add_user(session, roles=("collector",), now=now)
+            token = add_session(session, user, now=now, second_factor_at=now)
+            user_id = user.id
+        revealed = api.http.post(f"/v1/subjects/{seen}/reveal", json={"fields": ["pesel"],
+                                 "purpose": "debt_collection"}, headers={"Authorization": f"Bearer {token}"})
+        assert revealed.status_code == 200
+        aware = datetime.now(UTC)
+        report = api.http.post("/v1/gdpr/breach", headers=dpo, json={
+            "actor_id": user_id, "since": (aware - timedelta(hours=1)).isoformat(),
+            "until": (aware + timedelta(minutes=5)).isoformat(), "aware_at": aware.isoformat()})
+        assert report.status_code == 200, report.text
+        body = report.json()
+        assert [s["subject"] for s in body["subjects"]] == [seen]
+        assert unseen not in report.text
+        assert body["totals"]["high_risk_subjects"] == 1
+        assert body["notification"]["overdue"] is False
+
+    def test_record_of_processing_in_json_and_html(self, api: Api) -> None:
+        """GET /v1/gdpr/ropa gives the Art. 30 record built from the policy files, as JSON and as HTML."""
+        dpo = api.person("dpo")
+        record = api.http.get("/v1/gdpr/ropa", headers=dpo)
+        assert record.status_code == 200, record.text
+        assert record.json()["format"] == "tarcza-ropa/v1"
+        assert {p["purpose"] for p in record.json()["purposes"]} >= {"debt_collection", "legal_claim"}
+        page = api.http.get("/v1/gdpr/ropa", params={"format": "html"}, headers=dpo)
+        assert page.headers["content-type"].startswith("text/html")
+        assert 'lang="pl"' in page.text
+        assert 'lang="en"' in page.text

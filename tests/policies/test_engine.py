@@ -68,6 +68,8 @@ TABLE = [
     ("restricted subject: collector", user(Role.COLLECTOR), "subject.reveal", RESTRICTED, "debt_collection", None,
      False, "restriction"),
     ("restricted subject: dpo", user(Role.DPO), "subject.reveal", RESTRICTED, "gdpr_request", None, True, "role"),
+    ("restricted subject: collector for a legal claim (Art. 18(2))", user(Role.COLLECTOR), "subject.reveal",
+     RESTRICTED, "legal_claim", None, True, "role"),
     ("restricted subject: break-glass", user(Role.COMPLIANCE_OFFICER), "subject.reveal", RESTRICTED,
      "complaint_handling", JUSTIFICATION, False, "restriction"),
     ("compliance officer without break-glass", user(Role.COMPLIANCE_OFFICER), "subject.reveal", SUBJECT,
