@@ -189,38 +189,35 @@ def counts_by_channel_and_day(conn: Connection, since: datetime) -> list[tuple[s
     return [(channel, d if isinstance(d, date) else date.fromisoformat(str(d)), int(n)) for channel, d, n in rows]
 
 
-# -- facts of many subjects, for jobs (retention) ------------------------------------------------
+# -- facts of a range of subjects, for jobs (retention) ------------------------------------------
+# A job walks subjects in token order; each reads the facts of the tokens first..last (inclusive)
+# with one range scan of the subject_token index, not an IN list of hundreds of parameters.
 
-def debts_of_many(conn: Connection, tokens: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {t: [] for t in tokens}
-    for start in range(0, len(tokens), 400):
-        rows = conn.execute(select(debts).where(debts.c.subject_token.in_(list(tokens[start:start + 400])))
-                            .order_by(debts.c.due_date, debts.c.id))
-        for row in rows.mappings():
-            out[row["subject_token"]].append(dict(row))
+def debts_in_range(conn: Connection, first: str, last: str) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    rows = conn.execute(select(debts).where(debts.c.subject_token >= first, debts.c.subject_token <= last)
+                        .order_by(debts.c.subject_token, debts.c.due_date, debts.c.id))
+    for row in rows.mappings():
+        out.setdefault(row["subject_token"], []).append(dict(row))
     return out
 
 
-def case_closure_of_many(conn: Connection, tokens: Sequence[str]) -> dict[str, datetime | None]:
+def case_closure_in_range(conn: Connection, first: str, last: str) -> dict[str, datetime | None]:
     """For each subject with cases: when the last was closed, or None while any is open. Absent: no cases."""
     out: dict[str, datetime | None] = {}
-    for start in range(0, len(tokens), 400):
-        rows = conn.execute(select(cases.c.subject_token, cases.c.status, cases.c.closed_at)
-                            .where(cases.c.subject_token.in_(list(tokens[start:start + 400]))))
-        for token, status, closed_at in rows:
-            if status == "open" or closed_at is None:
-                out[token] = None
-            elif token not in out or (out[token] is not None and closed_at > out[token]):
-                out[token] = closed_at
+    rows = conn.execute(select(cases.c.subject_token, cases.c.status, cases.c.closed_at)
+                        .where(cases.c.subject_token >= first, cases.c.subject_token <= last))
+    for token, status, closed_at in rows:
+        if status == "open" or closed_at is None:
+            out[token] = None
+        elif token not in out or (out[token] is not None and closed_at > out[token]):
+            out[token] = closed_at
     return out
 
 
-def last_contact_of_many(conn: Connection, tokens: Sequence[str]) -> dict[str, datetime]:
+def last_contact_in_range(conn: Connection, first: str, last: str) -> dict[str, datetime]:
     """The time of each subject's latest recorded (not refused) contact; absent if none."""
-    out: dict[str, datetime] = {}
-    for start in range(0, len(tokens), 400):
-        rows = conn.execute(select(events.c.subject_token, func.max(events.c.occurred_at))
-                            .where(events.c.subject_token.in_(list(tokens[start:start + 400])),
-                                   events.c.decision != "refuse").group_by(events.c.subject_token))
-        out.update({token: at for token, at in rows if at is not None})
-    return out
+    rows = conn.execute(select(events.c.subject_token, func.max(events.c.occurred_at))
+                        .where(events.c.subject_token >= first, events.c.subject_token <= last,
+                               events.c.decision != "refuse").group_by(events.c.subject_token))
+    return {token: at for token, at in rows if at is not None}

@@ -69,22 +69,19 @@ def release_hold(conn: Connection, hold_id: str, at: datetime) -> bool:
     return changed.rowcount == 1
 
 
-def active_holds_of_many(conn: Connection, tokens: list[str]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {t: [] for t in tokens}
-    for start in range(0, len(tokens), 400):
-        rows = conn.execute(select(holds).where(holds.c.subject_token.in_(tokens[start:start + 400]),
-                                                holds.c.released_at.is_(None)))
-        for row in rows.mappings():
-            out[row["subject_token"]].append(dict(row))
+def active_holds_in_range(conn: Connection, first: str, last: str) -> dict[str, list[dict[str, Any]]]:
+    """Active holds of the subjects first..last (token order; one range scan)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    rows = conn.execute(select(holds).where(holds.c.subject_token >= first, holds.c.subject_token <= last,
+                                            holds.c.released_at.is_(None)))
+    for row in rows.mappings():
+        out.setdefault(row["subject_token"], []).append(dict(row))
     return out
 
 
-def last_completed_of_many(conn: Connection, tokens: list[str]) -> dict[str, datetime]:
+def last_completed_in_range(conn: Connection, first: str, last: str) -> dict[str, datetime]:
     """When each subject's latest completed request was closed; absent if none."""
-    out: dict[str, datetime] = {}
-    for start in range(0, len(tokens), 400):
-        rows = conn.execute(select(requests.c.subject_token, func.max(requests.c.closed_at))
-                            .where(requests.c.subject_token.in_(tokens[start:start + 400]),
-                                   requests.c.status == "completed").group_by(requests.c.subject_token))
-        out.update({token: at for token, at in rows if at is not None})
-    return out
+    rows = conn.execute(select(requests.c.subject_token, func.max(requests.c.closed_at))
+                        .where(requests.c.subject_token >= first, requests.c.subject_token <= last,
+                               requests.c.status == "completed").group_by(requests.c.subject_token))
+    return {token: at for token, at in rows if at is not None}

@@ -152,21 +152,22 @@ class RetentionJob:
         report.shredded += sum(not r.already_shredded for r in reports)
 
     def _facts(self, tokens: list[str]) -> dict[str, SubjectFacts]:
+        first, last = tokens[0], tokens[-1]  # a page in token order: one range scan per table
         with read_connection(self.engine) as conn:
-            debts = contacts_repository.debts_of_many(conn, tokens)
-            closures = contacts_repository.case_closure_of_many(conn, tokens)
-            contacts = contacts_repository.last_contact_of_many(conn, tokens)
-            holds = repository.active_holds_of_many(conn, tokens)
-            completed = repository.last_completed_of_many(conn, tokens)
-        recordings = self.vault.recordings_of(tokens)
+            debts = contacts_repository.debts_in_range(conn, first, last)
+            closures = contacts_repository.case_closure_in_range(conn, first, last)
+            contacts = contacts_repository.last_contact_in_range(conn, first, last)
+            holds = repository.active_holds_in_range(conn, first, last)
+            completed = repository.last_completed_in_range(conn, first, last)
+        recordings = self.vault.recordings_of(first, last)
         return {token: SubjectFacts(
             debts=tuple(DebtFacts(id=d["id"], kind=ClaimKind(d["kind"]), consumer=bool(d["consumer"]),
                                   due_date=d["due_date"], judgment_date=d["judgment_date"], status=d["status"],
-                                  settled_on=d["settled_on"]) for d in debts[token]),
+                                  settled_on=d["settled_on"]) for d in debts.get(token, [])),
             holds=tuple(HoldFacts(id=h["id"], reason=h["reason"], starts_on=h["starts_on"], ends_on=h["ends_on"])
-                        for h in holds[token]),
-            recordings=tuple(RecordingFacts(id=r.id, recorded_on=_day(r.created_at)) for r in recordings[token]
-                             if r.created_at is not None),
+                        for h in holds.get(token, [])),
+            recordings=tuple(RecordingFacts(id=r.id, recorded_on=_day(r.created_at))
+                             for r in recordings.get(token, []) if r.created_at is not None),
             case_closed_on=_day(closures[token]) if closures.get(token) is not None else None,
             last_contact_on=_day(contacts[token]) if token in contacts else None,
             request_completed_on=_day(completed[token]) if token in completed else None,

@@ -342,14 +342,13 @@ def _recording(row: Any) -> RecordingRow:
                         int(row.dek_version), row.shredded_at is not None, row.created_at)
 
 
-def recordings_of_many(conn: Connection, tokens: Sequence[str]) -> dict[str, list[RecordingRow]]:
-    """The recordings not yet shredded of many subjects, by token."""
-    out: dict[str, list[RecordingRow]] = {token: [] for token in tokens}
-    for i in range(0, len(tokens), _IN_CHUNK):
-        stmt = (select(recordings).where(recordings.c.subject_token.in_(list(tokens[i:i + _IN_CHUNK])),
-                                         recordings.c.shredded_at.is_(None)).order_by(recordings.c.id))
-        for row in conn.execute(stmt):
-            out[str(row.subject_token)].append(_recording(row))
+def recordings_in_range(conn: Connection, first: str, last: str) -> dict[str, list[RecordingRow]]:
+    """The recordings not yet shredded of the subjects first..last (token order; one range scan)."""
+    out: dict[str, list[RecordingRow]] = {}
+    stmt = (select(recordings).where(recordings.c.subject_token >= first, recordings.c.subject_token <= last,
+                                     recordings.c.shredded_at.is_(None)).order_by(recordings.c.id))
+    for row in conn.execute(stmt):
+        out.setdefault(str(row.subject_token), []).append(_recording(row))
     return out
 
 

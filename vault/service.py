@@ -623,10 +623,11 @@ class VaultService:
                           error=type(exc).__name__)
         return changed
 
-    def recordings_of(self, tokens: Sequence[str]) -> dict[str, list[repository.RecordingRow]]:
-        """The recordings not yet deleted of many subjects (ids, sizes, dates; nothing decrypted), by token."""
+    def recordings_of(self, first: str, last: str | None = None) -> dict[str, list[repository.RecordingRow]]:
+        """The recordings not yet deleted of the subjects ``first``..``last`` in token order (ids, sizes,
+        dates; nothing decrypted), by token; of ``first`` alone without ``last``."""
         with read_connection(self.engine) as conn:
-            return repository.recordings_of_many(conn, list(tokens))
+            return repository.recordings_in_range(conn, first, last if last is not None else first)
 
     def active_count(self) -> int:
         """How many subjects are active (not shredded)."""

@@ -79,7 +79,7 @@ class TestRetentionJob:
         assert progress[-1][0] == 3
         assert rt.vault.subject_status(old) == "shredded"
         assert rt.vault.subject_status(held) == "active"
-        remaining = [r.id for r in rt.vault.recordings_of([open_claim])[open_claim]]
+        remaining = [r.id for r in rt.vault.recordings_of(open_claim)[open_claim]]
         assert remaining == [fresh.recording_id]
         entries = rt.audit.query(_filter(old), limit=100).items
         types = [e.event["type"] for e in entries]
