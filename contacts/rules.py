@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -35,14 +34,13 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StrictStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from audit.events import Channel
 from core.errors import InvalidInputError
-from policies.yamlfile import DuplicateKeyError, key_path, parse_unique_yaml
+from policies.yamlfile import read_policy_text, validated_document
 
 __all__ = [
     "DEFAULT_RULES_PATH",
@@ -310,18 +308,7 @@ class ContactRules:
 
 def rules_from_yaml(text: str, source: str = "<string>") -> ContactRules:
     """Parse and validate contact rules; ``ContactRulesError`` naming ``source`` and the path."""
-    try:
-        document = parse_unique_yaml(text)
-    except DuplicateKeyError as exc:
-        raise ContactRulesError(f"contact rules {source}: {exc}", path=exc.path) from None
-    except yaml.YAMLError as exc:
-        raise ContactRulesError(f"contact rules {source} are not valid YAML: {exc}") from None
-    try:
-        validated = ContactRulesDocument.model_validate(document)
-    except ValidationError as exc:
-        problems = [f"{key_path(error['loc'])}: {error['msg']}" for error in exc.errors(include_url=False)]
-        paths = [key_path(error["loc"]) for error in exc.errors(include_url=False)]
-        raise ContactRulesError(f"contact rules {source} are invalid: {'; '.join(problems)}", paths=paths) from None
+    validated = validated_document(text, source, ContactRulesDocument, ContactRulesError, "contact rules", "are")
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return ContactRules(document=validated, sha256=digest, source=source)
 
@@ -330,12 +317,5 @@ def rules_from_yaml(text: str, source: str = "<string>") -> ContactRules:
 def load_rules(path: Path | None = None) -> ContactRules:
     """The rules at ``path`` (default: the packaged ``policies/contact_rules.yaml``), cached."""
     source = path if path is not None else DEFAULT_RULES_PATH
-    try:
-        raw = source.read_bytes()
-    except OSError as exc:
-        raise ContactRulesError(f"contact rules {source} cannot be read: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ContactRulesError(f"contact rules {source} are not UTF-8 text") from None
+    text = read_policy_text(source, ContactRulesError, "contact rules", "are")
     return rules_from_yaml(text, source=str(source))

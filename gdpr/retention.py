@@ -79,14 +79,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Final, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     StrictInt,
     StrictStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -94,7 +92,7 @@ from pydantic import (
 from contacts.limitation import ClaimKind, limitation_end, time_barred_on
 from core.errors import InvalidInputError
 from gdpr.deadlines import add_months
-from policies.yamlfile import DuplicateKeyError, key_path, parse_unique_yaml
+from policies.yamlfile import read_policy_text, validated_document
 
 __all__ = [
     "ACCOUNTING_RETENTION_YEARS",
@@ -494,20 +492,7 @@ class RetentionPolicy:
 
 def retention_from_yaml(text: str, source: str = "<string>") -> RetentionPolicy:
     """Parse and validate a retention policy; ``RetentionPolicyError`` naming ``source`` and the key path."""
-    try:
-        document = parse_unique_yaml(text)
-    except DuplicateKeyError as exc:
-        raise RetentionPolicyError(f"retention policy {source}: {exc}", path=exc.path) from None
-    except yaml.YAMLError as exc:
-        raise RetentionPolicyError(f"retention policy {source} is not valid YAML: {exc}") from None
-    try:
-        validated = RetentionDocument.model_validate(document)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        paths = [key_path(error["loc"]) for error in errors]
-        problems = [f"{path}: {error['msg']}" for path, error in zip(paths, errors, strict=True)]
-        raise RetentionPolicyError(f"retention policy {source} is invalid: {'; '.join(problems)}",
-                                   paths=paths) from None
+    validated = validated_document(text, source, RetentionDocument, RetentionPolicyError, "retention policy", "is")
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return RetentionPolicy(document=validated, sha256=digest, source=source)
 
@@ -516,14 +501,7 @@ def retention_from_yaml(text: str, source: str = "<string>") -> RetentionPolicy:
 def load_retention(path: Path | None = None) -> RetentionPolicy:
     """The policy at ``path`` (default: the packaged ``policies/retention.yaml``), cached."""
     source = path if path is not None else DEFAULT_RETENTION_PATH
-    try:
-        raw = source.read_bytes()
-    except OSError as exc:
-        raise RetentionPolicyError(f"retention policy {source} cannot be read: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise RetentionPolicyError(f"retention policy {source} is not UTF-8 text") from None
+    text = read_policy_text(source, RetentionPolicyError, "retention policy", "is")
     return retention_from_yaml(text, source=str(source))
 
 

@@ -50,6 +50,7 @@ from gdpr.retention import (
 )
 from gdpr.service import RECIPIENTS
 from policies.engine import PARAMETERS_FILE, POLICY_DIR, AuthorisationParameters
+from policies.yamlfile import read_policy_text
 from vault.fields import DEFAULT_CATALOGUE_PATH, FieldCatalogue, catalogue_from_yaml
 from vault.models import SUBJECT_KINDS
 
@@ -337,15 +338,8 @@ class ProcessingRecord:
 
 
 def _read(path: Path, what: str) -> tuple[str, PolicySource]:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigurationError(f"{what} {path} cannot be read: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigurationError(f"{what} {path} is not UTF-8 text") from None
-    return text, PolicySource(path.name, hashlib.sha256(raw).hexdigest())
+    text = read_policy_text(path, ConfigurationError, what)
+    return text, PolicySource(path.name, hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
 def _parameters(text: str, source: str) -> AuthorisationParameters:

@@ -6,10 +6,14 @@ written twice is an error naming its path and line, never silently the last valu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class DuplicateKeyError(ValueError):
@@ -63,3 +67,34 @@ def key_path(location: Sequence[int | str]) -> str:
         elif part != "[key]":
             parts.append(f".{part}" if parts else part)
     return "".join(parts) or "<document>"
+
+
+def validated_document(text: str, source: str, model: type[M], fail: Callable[..., Exception], label: str,
+                       verb: str = "is") -> M:
+    """``text`` parsed (unique keys) and validated as ``model``; else ``fail(message, ...)`` naming ``source``
+    and the key paths. ``label`` names the kind of file in messages ("contact rules"), ``verb`` agrees with it."""
+    try:
+        document = parse_unique_yaml(text)
+    except DuplicateKeyError as exc:
+        raise fail(f"{label} {source}: {exc}", path=exc.path) from None
+    except yaml.YAMLError as exc:
+        raise fail(f"{label} {source} {verb} not valid YAML: {exc}") from None
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        paths = [key_path(error["loc"]) for error in errors]
+        problems = [f"{path}: {error['msg']}" for path, error in zip(paths, errors, strict=True)]
+        raise fail(f"{label} {source} {verb} invalid: {'; '.join(problems)}", paths=paths) from None
+
+
+def read_policy_text(path: Path, fail: Callable[..., Exception], label: str, verb: str = "is") -> str:
+    """The UTF-8 text of a policy file, or ``fail(message)`` saying why it cannot be read."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise fail(f"{label} {path} cannot be read: {exc.strerror}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise fail(f"{label} {path} {verb} not UTF-8 text") from None
