@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Make sure what the test suite needs outside Python is there: a running PostgreSQL server
 # (if one is installed on this machine) and Debian packages (SoftHSM2 for PKCS#11, oathtool
-# as an independent TOTP client). Installs only when missing and only when it can (root + apt).
+# as an independent TOTP client, Chromium for the console's browser tests). Installs only when missing and only when it can (root + apt).
 set -u
 need_pkgs=()
 command -v softhsm2-util >/dev/null 2>&1 || need_pkgs+=(softhsm2)
 command -v oathtool >/dev/null 2>&1 || need_pkgs+=(oathtool)
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing Debian packages: ${need_pkgs[*]}"
