@@ -124,6 +124,7 @@ class ApiClient(Base):
     scopes: Mapped[str] = mapped_column(String(500))  # space-separated
     purposes: Mapped[str | None] = mapped_column(String(1000), nullable=True)  # space-separated; None: any
     ip_allowlist: Mapped[str | None] = mapped_column(String(2000), nullable=True)  # space-separated CIDRs
+    cert_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)  # bound TLS client certificate
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
