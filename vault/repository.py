@@ -174,13 +174,6 @@ def touch_subject(conn: Connection, token: str, now: datetime) -> None:
     conn.execute(update(subjects).where(subjects.c.token == token).values(updated_at=now))
 
 
-def mark_shredded(conn: Connection, token: str, now: datetime) -> bool:
-    """Mark an active subject shredded; False if it was not active (already shredded)."""
-    result = conn.execute(update(subjects).where(subjects.c.token == token, subjects.c.status == ACTIVE)
-                          .values(status=SHREDDED, shredded_at=now, updated_at=now))
-    return result.rowcount == 1
-
-
 # -- data keys --------------------------------------------------------------------------------------
 
 
@@ -209,8 +202,21 @@ def get_data_keys(conn: Connection, wanted: Sequence[tuple[str, int]]) -> dict[t
     return {key: out[key] for key in wanted if key in out}
 
 
-def delete_data_keys(conn: Connection, token: str) -> int:
-    return conn.execute(delete(data_keys).where(data_keys.c.subject_token == token)).rowcount
+def shred_subjects(conn: Connection, tokens: Sequence[str], now: datetime) -> int:
+    """Destroy the data keys of ``tokens``, clear their blind indexes, mark their recordings and the
+    active ones among them shredded: one statement per table per 400 subjects. Returns how many
+    subjects went from active to shredded."""
+    changed = 0
+    for i in range(0, len(tokens), _IN_CHUNK):
+        chunk = list(tokens[i:i + _IN_CHUNK])
+        conn.execute(delete(data_keys).where(data_keys.c.subject_token.in_(chunk)))
+        conn.execute(update(fields).where(fields.c.subject_token.in_(chunk), fields.c.blind_index.is_not(None))
+                     .values(blind_index=None))
+        conn.execute(update(recordings).where(recordings.c.subject_token.in_(chunk),
+                                              recordings.c.shredded_at.is_(None)).values(shredded_at=now))
+        changed += conn.execute(update(subjects).where(subjects.c.token.in_(chunk), subjects.c.status == ACTIVE)
+                                .values(status=SHREDDED, shredded_at=now, updated_at=now)).rowcount
+    return changed
 
 
 def keys_not_at(conn: Connection, kek_version: int, limit: int) -> list[DataKeyRow]:
@@ -302,9 +308,15 @@ def select_fields(conn: Connection, token: str, names: Iterable[str] | None = No
     return [FieldRow(str(r.field), int(r.seq), bytes(r.envelope)) for r in conn.execute(stmt)]
 
 
-def field_names(conn: Connection, token: str) -> list[str]:
-    stmt = select(fields.c.field).where(fields.c.subject_token == token).distinct().order_by(fields.c.field)
-    return [str(name) for name in conn.execute(stmt).scalars()]
+def field_names_of(conn: Connection, tokens: Sequence[str]) -> dict[str, list[str]]:
+    """The field names each of ``tokens`` holds, sorted, by token (every token present)."""
+    out: dict[str, set[str]] = {token: set() for token in tokens}
+    for i in range(0, len(tokens), _IN_CHUNK):
+        chunk = list(tokens[i:i + _IN_CHUNK])
+        stmt = select(fields.c.subject_token, fields.c.field).where(fields.c.subject_token.in_(chunk)).distinct()
+        for token, name in conn.execute(stmt):
+            out[str(token)].add(str(name))
+    return {token: sorted(names) for token, names in out.items()}
 
 
 def field_created_at(conn: Connection, token: str, field: str) -> datetime | None:
@@ -315,10 +327,6 @@ def field_created_at(conn: Connection, token: str, field: str) -> datetime | Non
 
 def delete_field(conn: Connection, token: str, field: str) -> int:
     return conn.execute(delete(fields).where(fields.c.subject_token == token, fields.c.field == field)).rowcount
-
-
-def clear_blind_indexes(conn: Connection, token: str) -> None:
-    conn.execute(update(fields).where(fields.c.subject_token == token).values(blind_index=None))
 
 
 def tokens_by_blind_index(conn: Connection, field: str, blind_index: bytes, limit: int) -> list[str]:
@@ -379,14 +387,16 @@ def get_recording(conn: Connection, recording_id: str) -> RecordingRow | None:
     return None if row is None else _recording(row)
 
 
-def recordings_of(conn: Connection, token: str) -> list[RecordingRow]:
-    stmt = select(recordings).where(recordings.c.subject_token == token).order_by(recordings.c.id)
-    return [_recording(r) for r in conn.execute(stmt)]
-
-
-def mark_recordings_shredded(conn: Connection, token: str, now: datetime) -> None:
-    conn.execute(update(recordings).where(recordings.c.subject_token == token, recordings.c.shredded_at.is_(None))
-                 .values(shredded_at=now))
+def recording_ids_of(conn: Connection, tokens: Sequence[str]) -> dict[str, list[str]]:
+    """The ids of the recordings (shredded or not) of each of ``tokens``, sorted, by token."""
+    out: dict[str, list[str]] = {token: [] for token in tokens}
+    for i in range(0, len(tokens), _IN_CHUNK):
+        chunk = list(tokens[i:i + _IN_CHUNK])
+        stmt = (select(recordings.c.subject_token, recordings.c.id).where(recordings.c.subject_token.in_(chunk))
+                .order_by(recordings.c.id))
+        for token, rec in conn.execute(stmt):
+            out[str(token)].append(str(rec))
+    return out
 
 
 # -- key rotations ----------------------------------------------------------------------------------

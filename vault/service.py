@@ -562,12 +562,18 @@ class VaultService:
         one refused decision refuses the call.
         """
         wanted = list(dict.fromkeys(tokens))
-        rows = [self._subject(token) for token in wanted]
-        for token in wanted:
-            self._require(principal, Action.SHRED, token, purpose=ERASURE_PURPOSE, fields=[])
         with read_connection(self.engine) as conn:
-            names = {token: repository.field_names(conn, token) for token in wanted}
-            recordings = {token: [r.id for r in repository.recordings_of(conn, token)] for token in wanted}
+            found = repository.get_subjects(conn, [t for t in wanted if is_token(t, SUBJECT_PREFIX)])
+            if len(found) < len(wanted):
+                raise SubjectNotFoundError("no subject has this token")
+            names = repository.field_names_of(conn, wanted)
+            recordings = repository.recording_ids_of(conn, wanted)
+        rows = [found[token] for token in wanted]
+        decisions = decide_each(self.authorizer, principal, Action.SHRED, self._resources_for(wanted),
+                                purpose=ERASURE_PURPOSE, now=self.clock.now())
+        for token, decision in zip(wanted, decisions, strict=True):
+            if not decision.allowed:
+                self._refuse(principal, Action.SHRED, token, decision, fields=[], purpose=ERASURE_PURPOSE)
         fresh = [row for row in rows if not row.shredded]
         if fresh:
             events: list[tuple[AuditEvent, str | None]] = []
@@ -577,13 +583,8 @@ class VaultService:
                 events += [(self._event("recording.shredded", principal, row.token, RecordingAccessPayload(
                     recording_id=rec, purpose=ERASURE_PURPOSE)), None) for rec in recordings[row.token]]
             self.audit.append_many(events)
-            now = self.clock.now()
             with write_connection(self.engine) as conn:
-                for row in fresh:
-                    repository.delete_data_keys(conn, row.token)
-                    repository.clear_blind_indexes(conn, row.token)
-                    repository.mark_recordings_shredded(conn, row.token, now)
-                    repository.mark_shredded(conn, row.token, now)
+                repository.shred_subjects(conn, [row.token for row in fresh], self.clock.now())
         for token in wanted:
             self.keys.forget(token)
             if self.blob_store is None:
