@@ -8,9 +8,10 @@ size and the O(log n) frontier nodes, assigns consecutive indexes, inserts the e
 every newly completed Merkle node, and commits. Only then are the waiting callers told
 their index: an acknowledged entry is durable.
 
-Invariants: indexes are a gap-free total order; an entry and the nodes it completes are in
-the same transaction; a failed batch acknowledges nobody (callers may retry, and their
-idempotency keys make the retry safe).
+Invariants: indexes are a gap-free total order; an entry, the nodes it completes and its
+side rows (:class:`SideRow`, e.g. a contact's index row) are in the same transaction; a
+failed batch acknowledges nobody (callers may retry, and their idempotency keys make the
+retry safe).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Table, insert
 from sqlalchemy.exc import IntegrityError
 
 from audit import merkle, repository
@@ -36,6 +38,18 @@ log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
+class SideRow:
+    """A row of another table that must exist exactly when its entry does (an index of the log,
+    such as a contact's row): inserted in the entry's own transaction, with the entry's index in
+    ``index_column``, and only when the entry is new (never for a retry that the idempotency key
+    answers with the earlier entry)."""
+
+    table: Table
+    values: dict[str, Any]
+    index_column: str = "log_index"
+
+
+@dataclass(frozen=True)
 class PreparedEntry:
     """An event ready to append: its canonical bytes and leaf hash are computed."""
 
@@ -44,12 +58,13 @@ class PreparedEntry:
     leaf_hash: bytes
     request_hash: bytes | None
     idempotency_key: str | None = None
+    side: SideRow | None = None
 
     @classmethod
-    def of(cls, event: AuditEvent, idempotency_key: str | None = None) -> PreparedEntry:
+    def of(cls, event: AuditEvent, idempotency_key: str | None = None, side: SideRow | None = None) -> PreparedEntry:
         data = event.canonical()
         fingerprint = event.request_fingerprint() if idempotency_key else None
-        return cls(event, data, merkle.leaf_hash(data), fingerprint, idempotency_key)
+        return cls(event, data, merkle.leaf_hash(data), fingerprint, idempotency_key, side)
 
 
 @dataclass(frozen=True)
@@ -97,6 +112,15 @@ class Sequencer:
         A refused entry (an idempotency key reused for another event, an event id already
         in the log) raises its error; the group's other entries are committed all the same.
         """
+        outcome = self.append_outcomes(entries, timeout)
+        for result in outcome:
+            if isinstance(result, Exception):
+                raise result
+        return outcome  # type: ignore[return-value]  # no exception left: all receipts
+
+    def append_outcomes(self, entries: Sequence[PreparedEntry], timeout: float | None = 120.0) -> _Outcome:
+        """Like :meth:`append`, but a refused entry is its error in its place (nothing raised for it);
+        a failed batch still raises."""
         if self._closed:
             raise RuntimeError("sequencer is closed")
         if not entries:
@@ -104,11 +128,7 @@ class Sequencer:
         self._ensure_thread()
         fut: Future[_Outcome] = Future()
         self._queue.put((list(entries), fut))
-        outcome = fut.result(timeout=timeout)
-        for result in outcome:
-            if isinstance(result, Exception):
-                raise result
-        return outcome  # type: ignore[return-value]  # no exception left: all receipts
+        return fut.result(timeout=timeout)
 
     def close(self) -> None:
         self._closed = True
@@ -229,6 +249,7 @@ def _commit(engine: Engine, batch: Sequence[PreparedEntry], frontier: Frontier, 
             new_nodes = merkle.append_leaves(size, roots, [p.leaf_hash for p in accepted])
             repository.insert_entries(conn, [_row(size + i, p) for i, p in enumerate(accepted)])
             repository.insert_nodes(conn, new_nodes)
+            _insert_side_rows(conn, size, accepted)
             known = {**roots, **new_nodes}
     new_size = size + len(accepted)
     if known is not None:  # committed: the new frontier is the log's
@@ -284,6 +305,17 @@ def _plan(conn: Connection, batch: Sequence[PreparedEntry], size: int) -> tuple[
             plan.append(("new", index))
             accepted.append(p)
     return plan, accepted
+
+
+def _insert_side_rows(conn: Connection, size: int, accepted: Sequence[PreparedEntry]) -> None:
+    """The side rows of the entries just inserted, one executemany per table."""
+    by_table: dict[str, tuple[Table, list[dict[str, Any]]]] = {}
+    for i, p in enumerate(accepted):
+        if p.side is not None:
+            rows = by_table.setdefault(p.side.table.name, (p.side.table, []))[1]
+            rows.append({**p.side.values, p.side.index_column: size + i})
+    for table, rows in by_table.values():
+        conn.execute(insert(table), rows)
 
 
 def _idempotency_conflict(key: str) -> ConflictError:

@@ -22,7 +22,7 @@ from audit.checkpoint import Checkpoint, Signer, Verifier, open_checkpoint
 from audit.errors import CheckpointError, ProofRangeError, TamperedLogError
 from audit.events import Actor, AuditEvent, Payload, build_event, parse_leaf_input
 from audit.repository import EntryFilter
-from audit.sequencer import PreparedEntry, Receipt, Sequencer
+from audit.sequencer import PreparedEntry, Receipt, Sequencer, SideRow
 from core.clock import SYSTEM_CLOCK, Clock
 from core.db import read_connection, write_connection
 from core.errors import ConfigurationError, NotFoundError
@@ -175,13 +175,24 @@ class AuditLog:
         entry = PreparedEntry.of(event, idempotency_key)
         return self.sequencer.append([entry])[0]
 
-    def append(self, event: AuditEvent, *, idempotency_key: str | None = None) -> Receipt:
-        """Append a built event (whose id may be the caller's: it is checked for reuse)."""
-        return self.sequencer.append([PreparedEntry.of(event, idempotency_key)])[0]
+    def append(self, event: AuditEvent, *, idempotency_key: str | None = None, side: SideRow | None = None) -> Receipt:
+        """Append a built event (whose id may be the caller's: it is checked for reuse); ``side``
+        is a row committed with the entry when the entry is new (see :class:`SideRow`)."""
+        return self.sequencer.append([PreparedEntry.of(event, idempotency_key, side)])[0]
 
-    def append_many(self, events: Sequence[tuple[AuditEvent, str | None]]) -> list[Receipt]:
-        """Append several events; they share commits with everyone else's."""
-        return self.sequencer.append([PreparedEntry.of(e, k) for e, k in events])
+    def append_many(self, events: Sequence[tuple[AuditEvent, str | None]],
+                    sides: Sequence[SideRow | None] | None = None) -> list[Receipt]:
+        """Append several events (one group: committed together); they share commits with everyone else's."""
+        if sides is not None and len(sides) != len(events):
+            raise ValueError("one side row (or None) per event")
+        return self.sequencer.append([PreparedEntry.of(e, k, sides[i] if sides is not None else None)
+                                      for i, (e, k) in enumerate(events)])
+
+    def append_group(self, events: Sequence[tuple[AuditEvent, str | None, SideRow | None]],
+                     ) -> list[Receipt | Exception]:
+        """Append several events as one group; per event its receipt or the error that refused it
+        (a reused idempotency key, a taken event id), the others committed all the same."""
+        return self.sequencer.append_outcomes([PreparedEntry.of(e, k, side) for e, k, side in events])
 
     def known_idempotency_keys(self, keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` earlier appends used.

@@ -30,13 +30,14 @@ import base64
 import re
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Final, Literal
 
 from sqlalchemy import Engine
 
 from audit.events import (
+    AuditEvent,
     Channel,
     ContactBlockedPayload,
     SignaturePayload,
@@ -44,7 +45,7 @@ from audit.events import (
     format_time,
     sealed_b64,
 )
-from audit.sequencer import Receipt
+from audit.sequencer import Receipt, SideRow
 from audit.service import AuditLog
 from contacts import repository
 from contacts.common import (
@@ -76,10 +77,10 @@ from contacts.preferences import SubjectRuleBook, subject_state
 from contacts.rules import ContactRules
 from core.clock import SYSTEM_CLOCK, Clock
 from core.db import read_connection, write_connection
-from core.errors import ConflictError, InvalidInputError, TarczaError
+from core.errors import ConflictError, InvalidInputError, PermissionDeniedError, TarczaError
 from core.logging import get_logger
 from identity.principal import Principal
-from policies.authorizer import Authorizer, Resource
+from policies.authorizer import Authorizer, Resource, decide_each
 from vault.service import SubjectShreddedError, VaultService
 
 __all__ = [
@@ -224,30 +225,62 @@ class ContactService(Guard):
         return self._evaluate(contact, context)
 
     def _context(self, contact: ContactRecord) -> _Context:
-        """Everything the decision and the firewall need about the contact's subject, read on one connection."""
-        token = contact.subject
-        since = contact.started_at - _history_window(self.rules)
+        """Everything the decision and the firewall need about the contact's subject."""
+        context = self._contexts([contact])[0]
+        if isinstance(context, TarczaError):
+            raise context
+        return context
+
+    def _contexts(self, contacts: Sequence[ContactRecord]) -> list[_Context | TarczaError]:
+        """The context of each contact (or why it has none), read on one connection, each subject and
+        debt once: status, cases, preferences, objections and the history the rules look back on."""
+        window = _history_window(self.rules)
+        since: dict[str, datetime] = {}
+        for c in contacts:
+            since[c.subject] = min(since.get(c.subject, c.started_at), c.started_at - window)
+        debt_ids = list(dict.fromkeys(c.debt_id for c in contacts if c.debt_id is not None))
+        status: dict[str, str | TarczaError] = {}
         with read_connection(self.engine) as conn:
-            if self.vault.subject_status(token, conn) != "active":
-                raise SubjectShreddedError("the subject was shredded; its data can no longer be read")
-            case_ids = repository.case_ids_of(conn, [token])[token]
-            if contact.case_id is not None and contact.case_id not in case_ids:
-                raise CaseNotFoundError("the subject has no case with this id")
-            debt_row = repository.get_debt(conn, contact.debt_id) if contact.debt_id is not None else None
-            rules_row = repository.get_subject_rules(conn, token)
-            objections = repository.active_objections(conn, token)
-            recent = repository.recent_events(conn, token, since)
-        if contact.debt_id is not None and debt_row is None:
-            raise DebtNotFoundError("no debt has this id")
-        debt = debt_info(debt_row) if debt_row is not None else None
-        if debt is not None and debt.subject != token:
-            raise InvalidInputError("the debt belongs to another subject")
-        state = subject_state(rules_row, objections)
-        history = ContactHistory(contacts=tuple(
+            for token in since:
+                try:
+                    status[token] = self.vault.subject_status(token, conn)
+                except TarczaError as exc:
+                    status[token] = exc
+            live = [token for token in since if status[token] == "active"]
+            case_ids = repository.case_ids_of(conn, live) if live else {}
+            states = {token: subject_state(repository.get_subject_rules(conn, token),
+                                           repository.active_objections(conn, token)) for token in live}
+            recent = {token: repository.recent_events(conn, token, since[token]) for token in live}
+            debt_rows = {debt_id: repository.get_debt(conn, debt_id) for debt_id in debt_ids}
+        histories = {token: tuple(
             PastContact(channel=Channel(r["channel"]), debt_id=r["debt_id"], at=aware(r["occurred_at"]),
-                        conversation=bool(r["conversation"]), direction=r["direction"]) for r in recent))
-        resource = Resource("subject", token, case_ids=case_ids, restricted=state.restricted)
-        return _Context(resource, state, debt, history)
+                        conversation=bool(r["conversation"]), direction=r["direction"]) for r in rows)
+            for token, rows in recent.items()}
+        out: list[_Context | TarczaError] = []
+        for contact in contacts:
+            token = contact.subject
+            known = status[token]
+            if isinstance(known, TarczaError):
+                out.append(known)
+                continue
+            if known != "active":
+                out.append(SubjectShreddedError("the subject was shredded; its data can no longer be read"))
+                continue
+            if contact.case_id is not None and contact.case_id not in case_ids[token]:
+                out.append(CaseNotFoundError("the subject has no case with this id"))
+                continue
+            debt_row = debt_rows.get(contact.debt_id) if contact.debt_id is not None else None
+            if contact.debt_id is not None and debt_row is None:
+                out.append(DebtNotFoundError("no debt has this id"))
+                continue
+            debt = debt_info(debt_row) if debt_row is not None else None
+            if debt is not None and debt.subject != token:
+                out.append(InvalidInputError("the debt belongs to another subject"))
+                continue
+            state = states[token]
+            resource = Resource("subject", token, case_ids=case_ids[token], restricted=state.restricted)
+            out.append(_Context(resource, state, debt, ContactHistory(contacts=histories[token])))
+        return out
 
     def _evaluate(self, contact: ContactRecord, context: _Context) -> Verdict:
         debt = context.debt
@@ -265,39 +298,109 @@ class ContactService(Guard):
     def record(self, principal: Principal, contact: ContactRecord,
                idempotency_key: str | None = None) -> ContactReceipt:
         """Run the firewall, scrub and seal, append the contact to the log, index it; see the module docs."""
-        self._validate(contact)
-        context = self._context(contact)
-        self.require_on(principal, RECORD_ACTION, context.resource)
-        if idempotency_key is not None:
-            earlier = self._earlier(principal, idempotency_key)
-            if earlier is not None:
-                return earlier
-        verdict = self._evaluate(contact, context)
-        now = self.clock.now()
-        refusing = [v.rule for v in verdict.violations if v.action == "refuse"]
-        flags = [v.rule for v in verdict.violations if v.action == "flag"]
-        if refusing:
-            self._refuse(principal, contact, verdict, refusing, idempotency_key, now)
-        event_type = _event_type(contact)
-        payload, pii_found = self._payload(contact, flags)
-        event = build_event(event_type, actor=principal.actor, time=now, payload=payload, subject=contact.subject)
-        receipt = self.audit.append(event, idempotency_key=_key(principal, idempotency_key))
-        self._index(receipt, event_type, contact, "flag" if flags else "allow", flags, now)
-        return _receipt(receipt, event_type, flags, pii_found)
+        result = self._record_all(principal, [contact], [idempotency_key])[0]
+        if isinstance(result, TarczaError):
+            raise result
+        return result
 
     def record_many(self, principal: Principal, contacts: Sequence[ContactRecord],
                     idempotency_keys: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """Record contacts one by one, in order; each result is a receipt or the problem that stopped it."""
+        """Record contacts in order, as one group of the log; each result is a receipt or the problem
+        that stopped it. Each contact is decided with the earlier contacts of the batch in its history,
+        as if they had come one by one."""
         if idempotency_keys is not None and len(idempotency_keys) != len(contacts):
             raise InvalidInputError("one idempotency key per contact")
-        out: list[dict[str, Any]] = []
-        for position, contact in enumerate(contacts):
-            key = idempotency_keys[position] if idempotency_keys is not None else None
+        keys: list[str | None] = list(idempotency_keys) if idempotency_keys is not None else [None] * len(contacts)
+        return [{"error": r.problem()} if isinstance(r, TarczaError) else {"receipt": r.to_json()}
+                for r in self._record_all(principal, contacts, keys)]
+
+    def _record_all(self, principal: Principal, contacts: Sequence[ContactRecord],
+                    keys: Sequence[str | None]) -> list[ContactReceipt | TarczaError]:
+        """The one recording path. Each contact: validated, its subject read (once per subject) and the
+        decision asked (in one call); a retried key answered from the log; then, in order, the firewall
+        (with the batch's earlier contacts in the history), the note scrubbed and sealed. All the
+        entries go to the log as one group, each with its index row in the same transaction, so a
+        logged contact is always indexed."""
+        out: list[ContactReceipt | TarczaError | None] = [None] * len(contacts)
+        todo: list[int] = []
+        for i, contact in enumerate(contacts):
             try:
-                out.append({"receipt": self.record(principal, contact, key).to_json()})
+                self._validate(contact)
+                _key(principal, keys[i])
             except TarczaError as exc:
-                out.append({"error": exc.problem()})
-        return out
+                out[i] = exc
+                continue
+            todo.append(i)
+        contexts: dict[int, _Context] = {}
+        for i, context in zip(todo, self._contexts([contacts[i] for i in todo]), strict=True):
+            if isinstance(context, TarczaError):
+                out[i] = context
+            else:
+                contexts[i] = context
+        now = self.clock.now()
+        decisions = decide_each(self.authorizer, principal, RECORD_ACTION, [contexts[i].resource for i in contexts],
+                                purpose=None, now=now)
+        for i, decision in zip(list(contexts), decisions, strict=True):
+            if not decision.allowed:
+                log.info("contacts_denied", action=RECORD_ACTION, subject=contacts[i].subject, rule=decision.rule)
+                out[i] = PermissionDeniedError(f"{RECORD_ACTION} refused by a {decision.rule} rule",
+                                               rule=decision.rule)
+                del contexts[i]
+        logged = self.audit.receipts_for_keys([k for i in contexts if (k := _key(principal, keys[i])) is not None])
+        pending: dict[str, list[PastContact]] = {}
+        group: list[tuple[AuditEvent, str | None, SideRow | None]] = []
+        planned: list[tuple[int, str, list[str], int, Verdict | None]] = []
+        for i, context in contexts.items():
+            contact, key = contacts[i], _key(principal, keys[i])
+            if key is not None and key in logged:
+                try:
+                    out[i] = self._answer_earlier(logged[key])
+                except TarczaError as exc:
+                    out[i] = exc
+                continue
+            earlier = pending.setdefault(contact.subject, [])
+            verdict = self._evaluate(contact, replace(context, history=ContactHistory(
+                contacts=context.history.contacts + tuple(earlier))))
+            refusing = [v.rule for v in verdict.violations if v.action == "refuse"]
+            if refusing:
+                event_type, rules, found = "contact.blocked", refusing, 0
+                event = build_event(event_type, actor=principal.actor, time=now, subject=contact.subject,
+                                    payload=ContactBlockedPayload(
+                                        channel=Channel(contact.channel), agent_id=contact.agent_id, rule=refusing[0],
+                                        rules=refusing, case_id=contact.case_id, debt_id=contact.debt_id,
+                                        planned_at=contact.started_at, rules_sha256=self.rules.sha256))
+            else:
+                rules = [v.rule for v in verdict.violations if v.action == "flag"]
+                try:
+                    payload, found = self._payload(contact, rules)
+                except TarczaError as exc:
+                    out[i] = exc
+                    continue
+                event_type = _event_type(contact)
+                event = build_event(event_type, actor=principal.actor, time=now, payload=payload,
+                                    subject=contact.subject)
+                earlier.append(PastContact(channel=Channel(contact.channel), debt_id=contact.debt_id,
+                                           at=contact.started_at, direction=contact.direction,
+                                           conversation=contact.conversation if contact.outcome is not None
+                                           else False))
+            outcome = "refuse" if refusing else ("flag" if rules else "allow")
+            group.append((event, key, SideRow(repository.events, _index_row(event.id, event_type, contact, outcome,
+                                                                            rules, now))))
+            planned.append((i, event_type, rules, found, verdict if refusing else None))
+        results = self.audit.append_group(group) if group else []
+        for (i, event_type, rules, found, refused), result in zip(planned, results, strict=True):
+            if isinstance(result, Exception):
+                out[i] = result if isinstance(result, TarczaError) else ConflictError("the log refused this entry")
+            elif refused is not None:
+                log.info("contact_refused", subject=contacts[i].subject, rules=rules)
+                out[i] = ContactRefusedError(
+                    "refused by " + ", ".join(rules) + ": " + "; ".join(
+                        v.message for v in refused.violations if v.action == "refuse"),
+                    rules=[{"rule": v.rule, "action": v.action, "message": v.message} for v in refused.violations],
+                    event_id=result.event_id, index=result.index, duplicate=result.duplicate)
+            else:
+                out[i] = _receipt(result, event_type, rules, found)
+        return [r if r is not None else TarczaError("not recorded") for r in out]
 
     def history(self, principal: Principal, subject: str, *, cursor: str | None = None,
                 limit: int = 50) -> tuple[list[dict[str, Any]], str | None]:
@@ -398,40 +501,8 @@ class ContactService(Guard):
             payload["gps_accuracy_m"] = contact.gps_accuracy_m
         return {k: v for k, v in payload.items() if v is not None}, found
 
-    def _refuse(self, principal: Principal, contact: ContactRecord, verdict: Verdict, refusing: list[str],
-                idempotency_key: str | None, now: datetime) -> None:
-        event = build_event("contact.blocked", actor=principal.actor, time=now, subject=contact.subject,
-                            payload=ContactBlockedPayload(
-                                channel=Channel(contact.channel), agent_id=contact.agent_id, rule=refusing[0],
-                                rules=refusing, case_id=contact.case_id, debt_id=contact.debt_id,
-                                planned_at=contact.started_at, rules_sha256=self.rules.sha256))
-        receipt = self.audit.append(event, idempotency_key=_key(principal, idempotency_key))
-        self._index(receipt, "contact.blocked", contact, "refuse", refusing, now)
-        log.info("contact_refused", subject=contact.subject, rules=refusing)
-        raise ContactRefusedError(
-            "refused by " + ", ".join(refusing) + ": " + "; ".join(
-                v.message for v in verdict.violations if v.action == "refuse"),
-            rules=[{"rule": v.rule, "action": v.action, "message": v.message} for v in verdict.violations],
-            event_id=receipt.event_id, index=receipt.index, duplicate=False)
-
-    def _index(self, receipt: Receipt, event_type: str, contact: ContactRecord, decision: str, rules: list[str],
-               now: datetime) -> None:
-        row = {"id": receipt.event_id, "subject_token": contact.subject, "debt_id": contact.debt_id,
-               "case_id": contact.case_id, "event_type": event_type, "channel": contact.channel,
-               "direction": contact.direction, "agent_id": contact.agent_id, "occurred_at": contact.started_at,
-               "conversation": contact.conversation, "outcome": contact.outcome, "decision": decision,
-               "rules": repository.join_names(rules), "recording_id": contact.recording_id,
-               "log_index": receipt.index, "recorded_at": now}
-        with write_connection(self.engine) as conn:
-            repository.insert_event(conn, row)
-
-    def _earlier(self, principal: Principal, idempotency_key: str) -> ContactReceipt | None:
-        """The answer to an earlier request with this idempotency key: its receipt, or its refusal."""
-        key = _key(principal, idempotency_key)
-        assert key is not None  # noqa: S101 - a key was given
-        receipt = self.audit.receipts_for_keys([key]).get(key)
-        if receipt is None:
-            return None
+    def _answer_earlier(self, receipt: Receipt) -> ContactReceipt:
+        """The answer to an earlier request with the same idempotency key: its receipt, or its refusal raised."""
         with read_connection(self.engine) as conn:
             row = repository.get_event(conn, receipt.event_id)
         if row is None:
@@ -548,6 +619,17 @@ def _event_type(contact: ContactRecord) -> str:
     if contact.direction == "inbound":
         return "contact.received"
     return "contact.completed" if contact.conversation else "contact.attempted"
+
+
+def _index_row(event_id: str, event_type: str, contact: ContactRecord, decision: str, rules: list[str],
+               now: datetime) -> dict[str, Any]:
+    """A contact's ``contact_events`` row (its ``log_index`` is filled in by the log's transaction)."""
+    return {"id": event_id, "subject_token": contact.subject, "debt_id": contact.debt_id,
+            "case_id": contact.case_id, "event_type": event_type, "channel": contact.channel,
+            "direction": contact.direction, "agent_id": contact.agent_id,
+            "occurred_at": repository.utc(contact.started_at), "conversation": contact.conversation,
+            "outcome": contact.outcome, "decision": decision, "rules": repository.join_names(rules),
+            "recording_id": contact.recording_id, "recorded_at": repository.utc(now)}
 
 
 def _key(principal: Principal, idempotency_key: str | None) -> str | None:

@@ -335,6 +335,36 @@ class TestRecordingContacts:
         assert results[1]["error"]["status"] == 409
 
 
+    def test_batch_decides_each_contact_with_the_earlier_ones_of_the_batch(self, api: Api, fake: Faker) -> None:
+        """In one batch, the fourth and fifth calls on a debt within 7 days break the cap of 3 that the first
+        three filled, and a call the morning after a conversation in the same batch breaks the cooldown:
+        the batch is decided as if its contacts had come one by one. Every result is in the log and in the
+        history at the index its receipt (or refusal) names."""
+        system = api.system("contacts:write", "subjects:read-masked", "subjects:write")
+        debtor = new_debtor(api, fake, system)
+        days = ["2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19", "2026-11-20"]
+        calls = [call(debtor, f"{day}T10:00:00+01:00", outcome="no_answer") for day in days]
+        answer = api.http.post("/v1/contacts/batch", headers=system, json={"contacts": calls})
+        assert answer.status_code == 200, answer.text
+        results = answer.json()["results"]
+        assert ["receipt" in r for r in results] == [True, True, True, False, False]
+        assert {r["error"]["rules"][0]["rule"] for r in results[3:]} == {"frequency_cap"}
+
+        other = new_debtor(api, fake, system)
+        talk = [call(other, "2026-11-16T10:00:00+01:00", outcome="promise_to_pay", promise_amount_minor=10_000,
+                     promise_due="2026-12-01", currency="PLN"),
+                call(other, "2026-11-17T09:00:00+01:00", outcome="no_answer")]
+        second = api.http.post("/v1/contacts/batch", headers=system, json={"contacts": talk}).json()["results"]
+        assert "receipt" in second[0], second
+        assert second[1]["error"]["rules"][0]["rule"] == "cooldown_after_conversation"
+
+        indexes = {r["receipt"]["index"] if "receipt" in r else r["error"]["index"] for r in results + second}
+        listed = {item["log_index"] for token in (debtor.token, other.token) for item in api.http.get(
+            f"/v1/subjects/{token}/contacts", headers=system).json()["items"]}
+        assert indexes <= listed
+        assert all(api.runtime.audit.get(i).event["subject"] in (debtor.token, other.token) for i in indexes)
+
+
 class TestDebtsAndCases:
     def test_debt_is_idempotent_and_conflicts_on_change(self, api: Api, fake: Faker) -> None:
         """Posting the same debt again returns it; the same id with another amount is 409; settling it logs
