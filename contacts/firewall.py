@@ -82,8 +82,11 @@ def _require_aware(value: datetime, name: str) -> None:
 
 
 def _require_channel(value: object, name: str) -> None:
-    if value not in tuple(Channel):
+    if value not in _CHANNELS:
         raise InvalidInputError(f"{name} is not a known channel; known: {[c.value for c in Channel]}")
+
+
+_CHANNELS: frozenset[Channel] = frozenset(Channel)
 
 
 def _require_direction(value: object) -> None:

@@ -6,7 +6,7 @@ Rows go in and out as plain values: tokens, ids, dates, channel names, never per
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
@@ -38,6 +38,11 @@ def join_names(names: Iterable[str]) -> str:
 
 # -- debts and cases ---------------------------------------------------------------------------
 
+def _chunks(items: Sequence[str], size: int = 400) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start:start + size])
+
+
 def insert_debt(conn: Connection, row: dict[str, Any]) -> None:
     conn.execute(insert(debts), [row])
 
@@ -45,6 +50,14 @@ def insert_debt(conn: Connection, row: dict[str, Any]) -> None:
 def get_debt(conn: Connection, debt_id: str) -> dict[str, Any] | None:
     row = conn.execute(select(debts).where(debts.c.id == debt_id)).mappings().first()
     return dict(row) if row is not None else None
+
+
+def debts_by_id(conn: Connection, debt_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The debts of ``debt_ids`` that exist, by id."""
+    out: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(debt_ids):
+        out.update((r["id"], dict(r)) for r in conn.execute(select(debts).where(debts.c.id.in_(chunk))).mappings())
+    return out
 
 
 def debts_of(conn: Connection, subject: str) -> list[dict[str, Any]]:
@@ -89,12 +102,18 @@ def close_case(conn: Connection, case_id: str, at: datetime) -> int:
 # -- a subject's contact rules -----------------------------------------------------------------
 
 def get_subject_rules(conn: Connection, subject: str) -> dict[str, Any] | None:
-    row = conn.execute(select(subject_rules).where(subject_rules.c.subject_token == subject)).mappings().first()
-    if row is None:
-        return None
-    out = dict(row)
-    out["opted_out_channels"] = _split(out["opted_out_channels"])
-    out["weekend_channels"] = _split(out["weekend_channels"])
+    return subject_rules_of(conn, [subject]).get(subject)
+
+
+def subject_rules_of(conn: Connection, subjects: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The contact rules of those ``subjects`` that have a row, by token."""
+    out: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(subjects):
+        for row in conn.execute(select(subject_rules).where(subject_rules.c.subject_token.in_(chunk))).mappings():
+            rules = dict(row)
+            rules["opted_out_channels"] = _split(rules["opted_out_channels"])
+            rules["weekend_channels"] = _split(rules["weekend_channels"])
+            out[rules["subject_token"]] = rules
     return out
 
 
@@ -123,9 +142,18 @@ def insert_objection(conn: Connection, row: dict[str, Any]) -> None:
 
 
 def active_objections(conn: Connection, subject: str) -> list[tuple[str, str | None]]:
-    rows = conn.execute(select(objections.c.purpose, objections.c.channel).where(
-        objections.c.subject_token == subject, objections.c.withdrawn_at.is_(None)).order_by(objections.c.id))
-    return [(purpose, channel) for purpose, channel in rows]
+    return active_objections_of(conn, [subject])[subject]
+
+
+def active_objections_of(conn: Connection, subjects: Sequence[str]) -> dict[str, list[tuple[str, str | None]]]:
+    """The (purpose, channel) of each subject's objections not withdrawn, oldest first; every subject present."""
+    out: dict[str, list[tuple[str, str | None]]] = {s: [] for s in subjects}
+    for chunk in _chunks(subjects):
+        rows = conn.execute(select(objections.c.subject_token, objections.c.purpose, objections.c.channel).where(
+            objections.c.subject_token.in_(chunk), objections.c.withdrawn_at.is_(None)).order_by(objections.c.id))
+        for token, purpose, channel in rows:
+            out[token].append((purpose, channel))
+    return out
 
 
 def withdraw_objections(conn: Connection, subject: str, purpose: str, channel: str | None, at: datetime) -> int:
@@ -149,6 +177,25 @@ def insert_event(conn: Connection, row: dict[str, Any]) -> bool:
 def get_event(conn: Connection, event_id: str) -> dict[str, Any] | None:
     row = conn.execute(select(events).where(events.c.id == event_id)).mappings().first()
     return dict(row) if row is not None else None
+
+
+def recent_events_of(conn: Connection, since: dict[str, datetime]) -> dict[str, list[dict[str, Any]]]:
+    """:func:`recent_events` of many subjects at once (each from its own ``since``), by token."""
+    out: dict[str, list[dict[str, Any]]] = {s: [] for s in since}
+    for chunk in _chunks(list(since)):
+        earliest = min(since[s] for s in chunk)
+        rows = conn.execute(select(events.c.subject_token, events.c.channel, events.c.debt_id, events.c.occurred_at,
+                                   events.c.conversation, events.c.direction)
+                            .where(events.c.subject_token.in_(chunk), events.c.occurred_at >= utc(earliest),
+                                   events.c.decision != "refuse")
+                            .order_by(events.c.occurred_at))
+        for row in rows.mappings():
+            token = row["subject_token"]
+            at = row["occurred_at"]
+            if (at if at.tzinfo is not None else at.replace(tzinfo=UTC)) >= since[token]:
+                out[token].append({k: row[k] for k in ("channel", "debt_id", "occurred_at", "conversation",
+                                                       "direction")})
+    return out
 
 
 def recent_events(conn: Connection, subject: str, since: datetime) -> list[dict[str, Any]]:

@@ -81,7 +81,8 @@ from core.errors import ConflictError, InvalidInputError, PermissionDeniedError,
 from core.logging import get_logger
 from identity.principal import Principal
 from policies.authorizer import Authorizer, Resource, decide_each
-from vault.service import SubjectShreddedError, VaultService
+from vault.errors import SubjectNotFoundError
+from vault.service import EventSealer, SubjectShreddedError, VaultService
 
 __all__ = [
     "ContactReceipt",
@@ -239,19 +240,15 @@ class ContactService(Guard):
         for c in contacts:
             since[c.subject] = min(since.get(c.subject, c.started_at), c.started_at - window)
         debt_ids = list(dict.fromkeys(c.debt_id for c in contacts if c.debt_id is not None))
-        status: dict[str, str | TarczaError] = {}
         with read_connection(self.engine) as conn:
-            for token in since:
-                try:
-                    status[token] = self.vault.subject_status(token, conn)
-                except TarczaError as exc:
-                    status[token] = exc
-            live = [token for token in since if status[token] == "active"]
-            case_ids = repository.case_ids_of(conn, live) if live else {}
-            states = {token: subject_state(repository.get_subject_rules(conn, token),
-                                           repository.active_objections(conn, token)) for token in live}
-            recent = {token: repository.recent_events(conn, token, since[token]) for token in live}
-            debt_rows = {debt_id: repository.get_debt(conn, debt_id) for debt_id in debt_ids}
+            status = self.vault.subject_statuses(list(since), conn)
+            live = [token for token in since if status.get(token) == "active"]
+            case_ids = repository.case_ids_of(conn, live)
+            rules = repository.subject_rules_of(conn, live)
+            objections = repository.active_objections_of(conn, live)
+            recent = repository.recent_events_of(conn, {token: since[token] for token in live})
+            debt_rows = repository.debts_by_id(conn, debt_ids)
+        states = {token: subject_state(rules.get(token), objections[token]) for token in live}
         histories = {token: tuple(
             PastContact(channel=Channel(r["channel"]), debt_id=r["debt_id"], at=aware(r["occurred_at"]),
                         conversation=bool(r["conversation"]), direction=r["direction"]) for r in rows)
@@ -259,9 +256,9 @@ class ContactService(Guard):
         out: list[_Context | TarczaError] = []
         for contact in contacts:
             token = contact.subject
-            known = status[token]
-            if isinstance(known, TarczaError):
-                out.append(known)
+            known = status.get(token)
+            if known is None:
+                out.append(SubjectNotFoundError("no subject has this token"))
                 continue
             if known != "active":
                 out.append(SubjectShreddedError("the subject was shredded; its data can no longer be read"))
@@ -347,6 +344,7 @@ class ContactService(Guard):
                                                rule=decision.rule)
                 del contexts[i]
         logged = self.audit.receipts_for_keys([k for i in contexts if (k := _key(principal, keys[i])) is not None])
+        sealers = self._sealers([contacts[i] for i in contexts])
         pending: dict[str, list[PastContact]] = {}
         group: list[tuple[AuditEvent, str | None, SideRow | None]] = []
         planned: list[tuple[int, str, list[str], int, Verdict | None]] = []
@@ -372,7 +370,7 @@ class ContactService(Guard):
             else:
                 rules = [v.rule for v in verdict.violations if v.action == "flag"]
                 try:
-                    payload, found = self._payload(contact, rules)
+                    payload, found = self._payload(contact, rules, sealers)
                 except TarczaError as exc:
                     out[i] = exc
                     continue
@@ -467,7 +465,19 @@ class ContactService(Guard):
                     self._detector = self._detector_factory()
         return self._detector
 
-    def _payload(self, contact: ContactRecord, flags: list[str]) -> tuple[dict[str, Any], int]:
+    def _sealers(self, contacts: Sequence[ContactRecord]) -> dict[str, EventSealer]:
+        """Sealers for the subjects of the contacts with a note or a position, read together; with the
+        subjects' own values of :data:`KNOWN_VALUE_FIELDS` where a note is to be scrubbed."""
+        with_note = [c.subject for c in contacts if _note(c) is not None]
+        only_gps = [c.subject for c in contacts if _note(c) is None and c.gps is not None]
+        sealers = self.vault.event_sealers(with_note, KNOWN_VALUE_FIELDS) if with_note else {}
+        rest = [t for t in only_gps if t not in sealers]
+        if rest:
+            sealers.update(self.vault.event_sealers(rest))
+        return sealers
+
+    def _payload(self, contact: ContactRecord, flags: list[str],
+                 sealers: dict[str, EventSealer]) -> tuple[dict[str, Any], int]:
         """The event payload, its personal parts sealed; and how many PII values the note held."""
         payload: dict[str, Any] = {
             "channel": contact.channel, "direction": contact.direction, "agent_id": contact.agent_id,
@@ -483,10 +493,12 @@ class ContactService(Guard):
             sig = contact.signature
             payload["signature"] = SignaturePayload(document_sha256=sig.document_sha256, signer=sig.signer,
                                                     signed_at=format_time(sig.signed_at), method=sig.method)
-        note = contact.notes if contact.notes is not None and contact.notes.strip() else None
+        note = _note(contact)
         if note is None and contact.gps is None:
             return {k: v for k, v in payload.items() if v is not None}, 0
-        sealer = self.vault.event_sealer(contact.subject, KNOWN_VALUE_FIELDS if note is not None else ())
+        sealer = sealers.get(contact.subject)
+        if sealer is None:  # shredded since its context was read
+            raise SubjectShreddedError("the subject was shredded; its data can no longer be read")
         found = 0
         if note is not None:
             scrubbed = self.detector().scrub(note, sealer.known_values)
@@ -619,6 +631,10 @@ def _event_type(contact: ContactRecord) -> str:
     if contact.direction == "inbound":
         return "contact.received"
     return "contact.completed" if contact.conversation else "contact.attempted"
+
+
+def _note(contact: ContactRecord) -> str | None:
+    return contact.notes if contact.notes is not None and contact.notes.strip() else None
 
 
 def _index_row(event_id: str, event_type: str, contact: ContactRecord, decision: str, rules: list[str],

@@ -437,6 +437,24 @@ class VaultService:
         known = self.sealer.open(token, data_key, rows) if rows else {}
         return EventSealer(token, data_key, subject.dek_version, self.sealer, known)
 
+    def event_sealers(self, tokens: Sequence[str], known_fields: Sequence[str] = ()) -> dict[str, EventSealer]:
+        """:meth:`event_sealer` for many subjects at once (subjects, keys and known values each read in
+        one query); subjects that are unknown, shredded or whose key does not open are left out."""
+        names = self.sealer.check_names(known_fields)
+        wanted = list(dict.fromkeys(t for t in tokens if is_token(t, SUBJECT_PREFIX)))
+        with read_connection(self.engine) as conn:
+            active = [row for row in repository.get_subjects(conn, wanted).values() if not row.shredded]
+            keys = self.keys.get_many(conn, [(row.token, row.dek_version) for row in active])
+            rows = repository.select_fields_of(conn, [row.token for row in active], names) if names else {}
+        out: dict[str, EventSealer] = {}
+        for row in active:
+            data_key = keys.get((row.token, row.dek_version))
+            if data_key is None:
+                continue
+            known = self.sealer.open(row.token, data_key, rows[row.token]) if rows.get(row.token) else {}
+            out[row.token] = EventSealer(row.token, data_key, row.dek_version, self.sealer, known)
+        return out
+
     def open_event_values(self, principal: Principal, token: str, values: Sequence[tuple[str, bytes]],
                           purpose: str | None, *, full: bool) -> list[str]:
         """Open values sealed for audit events (a contact's note, a visit's position) for the principal.
@@ -474,6 +492,16 @@ class VaultService:
         With ``conn``, read on the caller's connection (a service gathering what it needs in one).
         """
         return self._subject(token, conn).status
+
+    def subject_statuses(self, tokens: Sequence[str], conn: Connection | None = None) -> dict[str, str]:
+        """``active`` or ``shredded`` for each of ``tokens`` that names a subject (the others are left out)."""
+        valid = [t for t in tokens if is_token(t, SUBJECT_PREFIX)]
+        if conn is None:
+            with read_connection(self.engine) as own:
+                found = repository.get_subjects(own, valid)
+        else:
+            found = repository.get_subjects(conn, valid)
+        return {token: row.status for token, row in found.items()}
 
     def values_for_detection(self, token: str, fields: Sequence[str]) -> dict[str, list[str]]:
         """The subject's own values of ``fields``, for PII detection inside Tarcza only (see :meth:`event_sealer`)."""
