@@ -9,6 +9,11 @@ policies and answers 403 naming the kind of rule that refused.
 The principal is resolved in a short transaction of its own (committed at once), so a
 route's own transaction starts clean: on SQLite the audit log needs the write lock, and
 a request holding a write transaction while appending would wait for itself.
+
+Two transport checks happen here, once the credential has resolved: an API client bound
+to a TLS certificate must have come over mutual TLS with it (the connection's certificate
+is read from the ASGI ``tls`` extension, see :mod:`api.security`), and every principal
+has its own rate limit (``TARCZA_RATE_LIMIT_CLIENT``), answered 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from fastapi import Depends, Request
 
 from api.deps import RuntimeDep
 from api.runtime import Runtime
+from api.security import RateLimits, presented_certificate_sha256
 from audit.events import ActorKind
 from core.errors import PermissionDeniedError
 from identity.errors import MissingCredentialsError
@@ -55,12 +61,20 @@ def identity_transaction(runtime: Runtime) -> Iterator[Identity]:
 
 
 def current_principal(request: Request, runtime: RuntimeDep) -> Principal:
-    """The principal of the bearer token; 401 problem details with ``WWW-Authenticate`` otherwise."""
+    """The principal of the bearer token; 401 problem details with ``WWW-Authenticate`` otherwise.
+
+    429 problem details with ``Retry-After`` once the principal has used up its rate limit.
+    """
     token = bearer_token(request)
     if token is None:
         raise MissingCredentialsError()
     with identity_transaction(runtime) as identity:
-        return identity.resolve_bearer(token, source_ip=client_ip(request))
+        principal = identity.resolve_bearer(token, source_ip=client_ip(request),
+                                            client_cert_sha256=presented_certificate_sha256(request.scope))
+    limits: RateLimits | None = getattr(request.app.state, "rate_limits", None)
+    if limits is not None:
+        limits.check_principal(principal.id)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError
 from core.errors import ConfigurationError
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+RATE_LIMIT_OFF = ("", "off", "none")
 
 
 class Settings(BaseSettings):
@@ -56,6 +57,35 @@ class Settings(BaseSettings):
     max_recording_bytes: int = Field(
         512 * 1024 * 1024, ge=1, description="Largest recording accepted over HTTP, in bytes (413 beyond it).",
     )
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest request body accepted, in bytes (413 beyond it); recordings "
+        "and uploaded audit exports have their own limits.",
+    )
+    max_upload_bytes: int = Field(
+        512 * 1024 * 1024, ge=1024,
+        description="Largest audit export accepted by POST /v1/audit/verify-export, in bytes (413 beyond it).",
+    )
+    rate_limit_client: str = Field(
+        "6000/minute", description="Requests per authenticated user or API client (limits notation, e.g. "
+        "'6000/minute' or '100/second;6000/minute'); empty or 'off' disables.",
+    )
+    rate_limit_address: str = Field(
+        "12000/minute", description="Requests per client address, authenticated or not; empty or 'off' disables.",
+    )
+    rate_limit_login: str = Field(
+        "120/minute", description="Requests per client address to the login, token, step-up and TOTP-confirm "
+        "endpoints; empty or 'off' disables.",
+    )
+    tls_cert: Path | None = Field(None, description="PEM certificate (chain) `tarcza serve` presents; enables HTTPS.")
+    tls_key: Path | None = Field(None, description="PEM private key of the TLS certificate.")
+    tls_key_password: SecretStr | None = Field(None, description="Password of an encrypted TLS private key.")
+    tls_client_ca: Path | None = Field(
+        None, description="PEM CA bundle that client certificates are verified against (mutual TLS, optional "
+        "for the client; API clients bound to a certificate must present it).",
+    )
+    insecure_http: bool = Field(
+        False, description="Allow plain HTTP on a non-loopback address (only behind a TLS-terminating proxy).",
+    )
     recording_media_types: str = Field(
         "audio/wav,audio/x-wav,audio/wave,audio/ogg,audio/mpeg,audio/mp4,audio/webm,audio/flac,audio/amr,video/mp4",
         description="Comma-separated media types a recording may have (415 for any other).",
@@ -73,6 +103,21 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("rate_limit_client", "rate_limit_address", "rate_limit_login")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() in RATE_LIMIT_OFF:
+            return ""
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate limit such as '6000/minute' or '10/second;600/minute'; "
+                             "empty or 'off' disables it") from None
+        return value
 
     @cached_property
     def effective_database_url(self) -> str:

@@ -5,32 +5,71 @@ bits, shown once, stored as SHA-256). Rotation adds a new secret and lets the ol
 live for an overlap period, so a system can switch without downtime. The token endpoint
 exchanges id + secret for a short-lived access token (``tza_``, stored as SHA-256) that
 carries the granted scopes. Revoking a client ends its secrets and tokens at once.
+
+A client may be bound to a TLS client certificate (RFC 8705 style, by the SHA-256 of the
+certificate's DER bytes): its access tokens then work only on a mutual-TLS connection that
+presented that very certificate (see docs/adr/0011-transport-security.md). The binding
+holds for every token the client has, old or new; unbinding releases them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import re
+import ssl
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from cryptography import x509
 from sqlalchemy.orm import Session
 
 from audit.events import Actor, ActorKind
 from core.clock import Clock
 from core.errors import ConflictError, InvalidInputError, NotFoundError
+from core.logging import get_logger
 from identity import repository, scopes, tokens
 from identity.config import IdentityConfig
-from identity.errors import InvalidClientError, InvalidTokenError, OAuthError
+from identity.errors import ClientCertificateError, InvalidClientError, InvalidTokenError, OAuthError
 from identity.events import EventQueue
 from identity.models import AccessToken, ApiClient, ClientSecret
 from identity.principal import Principal
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._\-]{0,99}$")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.DOTALL)
+log = get_logger(__name__)
+
+
+def certificate_der(data: bytes) -> bytes:
+    """The DER bytes of the X.509 certificate in ``data``: PEM (the first certificate) or DER.
+
+    Raises :class:`InvalidInputError` for anything else (a private key, a CSR, garbage).
+    """
+    match = _PEM_CERTIFICATE.search(data)
+    if match is not None:
+        try:
+            der = ssl.PEM_cert_to_DER_cert(match.group(0).decode("ascii"))
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidInputError("the PEM certificate is not valid base64") from None
+    elif b"-----BEGIN" in data:
+        raise InvalidInputError("no certificate found: expected a PEM block -----BEGIN CERTIFICATE-----")
+    else:
+        der = data
+    try:
+        x509.load_der_x509_certificate(der)
+    except ValueError:
+        raise InvalidInputError("not an X.509 certificate (PEM or DER)") from None
+    return der
+
+
+def certificate_sha256(der: bytes) -> str:
+    """The binding of a certificate: lowercase hex SHA-256 of its DER bytes (RFC 8705 ``x5t#S256``, in hex)."""
+    return hashlib.sha256(der).hexdigest()
 
 
 def parse_networks(values: Iterable[str] | None) -> tuple[Network, ...] | None:
@@ -68,6 +107,7 @@ class ClientInfo:
     created_at: datetime
     revoked_at: datetime | None
     live_secrets: int
+    cert_sha256: str | None = None  # the TLS client certificate the client is bound to
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,7 +115,7 @@ class ClientInfo:
             "purposes": None if self.purposes is None else sorted(self.purposes),
             "ip_allowlist": None if self.ip_allowlist is None else list(self.ip_allowlist),
             "created_at": self.created_at.isoformat(), "revoked": self.revoked_at is not None,
-            "live_secrets": self.live_secrets,
+            "live_secrets": self.live_secrets, "cert_sha256": self.cert_sha256,
         }
 
 
@@ -123,7 +163,8 @@ class ClientService:
         return ClientInfo(client.id, client.name, scopes.parse_scopes(client.scopes),
                           None if client.purposes is None else frozenset(client.purposes.split()),
                           None if client.ip_allowlist is None else tuple(client.ip_allowlist.split()),
-                          client.created_at, client.revoked_at, live if client.revoked_at is None else 0)
+                          client.created_at, client.revoked_at, live if client.revoked_at is None else 0,
+                          client.cert_sha256)
 
     def get(self, client_id: str) -> ApiClient:
         client = repository.client_by_id(self.session, client_id)
@@ -138,26 +179,49 @@ class ClientService:
         return secret
 
     def create(self, name: str, client_scopes: Iterable[str], *, purposes: Iterable[str] | None = None,
-               ip_allowlist: Iterable[str] | None = None, actor: Actor) -> IssuedSecret:
+               ip_allowlist: Iterable[str] | None = None, certificate: bytes | None = None,
+               actor: Actor) -> IssuedSecret:
+        """A new client and its first secret; ``certificate`` (PEM or DER) binds it to that TLS certificate."""
         name = name.strip()
         if not NAME_PATTERN.match(name):
             raise InvalidInputError("a client name is 1-100 characters: letters, digits, space, '.', '_' or '-'")
         granted = scopes.parse_scopes(list(client_scopes))
         allowed_purposes = scopes.parse_purposes(purposes)
         networks = parse_networks(ip_allowlist)
+        bound = None if certificate is None else certificate_sha256(certificate_der(certificate))
         client = ApiClient(
             id=tokens.new_client_id(), name=name, scopes=scopes.join(granted),
             purposes=None if allowed_purposes is None else scopes.join(allowed_purposes),
             ip_allowlist=None if networks is None else " ".join(str(n) for n in networks),
-            created_at=self.clock.now(),
+            cert_sha256=bound, created_at=self.clock.now(),
         )
         self.session.add(client)
         self.session.flush()
         secret = self._new_secret(client.id)
         self.session.flush()
         self.events.add("identity.client_created", actor, client_id=client.id,
-                        reason="scopes:" + ",".join(sorted(granted)))
+                        reason="scopes:" + ",".join(sorted(granted)) + (" certificate_bound" if bound else ""))
+        if bound:
+            log.info("client_certificate_bound", client_id=client.id, cert_sha256=bound)
         return IssuedSecret(self._info(client), secret)
+
+    def bind_certificate(self, client_id: str, certificate: bytes | None, *, actor: Actor) -> ClientInfo:
+        """Bind the client to a TLS client certificate (PEM or DER), replacing any earlier one; None unbinds.
+
+        Recorded as ``identity.client_rotated`` with reason ``certificate_bound`` or
+        ``certificate_unbound`` (a change of the client's credentials).
+        """
+        client = self.get(client_id)
+        if client.revoked_at is not None:
+            raise ConflictError("the client is revoked; create a new one")
+        bound = None if certificate is None else certificate_sha256(certificate_der(certificate))
+        if bound != client.cert_sha256:
+            client.cert_sha256 = bound
+            self.session.flush()
+            reason = "certificate_bound" if bound else "certificate_unbound"
+            self.events.add("identity.client_rotated", actor, client_id=client.id, reason=reason)
+            log.info("client_" + reason, client_id=client.id, cert_sha256=bound)
+        return self._info(client)
 
     def list(self) -> list[ClientInfo]:
         return [self._info(c) for c in repository.list_clients(self.session)]
@@ -236,8 +300,13 @@ class ClientService:
                         reason="client_credentials", source_ip=source_ip)
         return IssuedAccessToken(token, int(self.config.access_token_lifetime.total_seconds()), requested)
 
-    def resolve(self, token: str, *, source_ip: str | None) -> Principal:
-        """The principal of a live access token from an allowed address; :class:`InvalidTokenError` otherwise."""
+    def resolve(self, token: str, *, source_ip: str | None, client_cert_sha256: str | None = None) -> Principal:
+        """The principal of a live access token from an allowed address; :class:`InvalidTokenError` otherwise.
+
+        ``client_cert_sha256`` is the certificate the connection presented (mutual TLS), if any;
+        a client bound to a certificate is refused with :class:`ClientCertificateError`, and
+        the refusal audited, unless it is that certificate.
+        """
         if not token.startswith(tokens.ACCESS_PREFIX):
             raise InvalidTokenError()
         row = repository.access_token_by_hash(self.session, tokens.token_hash(token))
@@ -248,6 +317,13 @@ class ClientService:
         if (client is None or client.revoked_at is not None or row.revoked_at is not None
                 or now >= row.expires_at or not ip_allowed(_networks_of(client), source_ip)):
             raise InvalidTokenError()
+        if client.cert_sha256 is not None and (
+                client_cert_sha256 is None or not hmac.compare_digest(client.cert_sha256, client_cert_sha256)):
+            reason = "certificate_missing" if client_cert_sha256 is None else "certificate_mismatch"
+            self.events.add("identity.login_failed", Actor(id=client.id, kind=ActorKind.CLIENT), client_id=client.id,
+                            reason=reason, source_ip=source_ip)
+            log.warning("client_certificate_refused", client_id=client.id, reason=reason, presented=client_cert_sha256)
+            raise ClientCertificateError()
         return Principal(id=client.id, kind=ActorKind.CLIENT, scopes=frozenset(row.scopes.split()),
                          allowed_purposes=None if client.purposes is None else frozenset(client.purposes.split()),
                          session_id=row.id)

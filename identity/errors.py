@@ -49,6 +49,18 @@ class InvalidTokenError(AuthenticationError):
         self.headers = {"WWW-Authenticate": BEARER_CHALLENGE + ', error="invalid_token"'}
 
 
+class ClientCertificateError(AuthenticationError):
+    """A client bound to a TLS certificate came without it, or with another (RFC 8705 section 3)."""
+
+    code = "client-certificate-required"
+    title = "Client certificate required"
+
+    def __init__(self) -> None:
+        super().__init__("this API client is bound to a TLS client certificate; connect over mutual TLS "
+                         "presenting that certificate")
+        self.headers = {"WWW-Authenticate": BEARER_CHALLENGE + ', error="invalid_token"'}
+
+
 class SecondFactorRequiredError(AuthenticationError):
     """The password was right; this account also needs a TOTP or recovery code."""
 

@@ -57,12 +57,16 @@ class Identity:
                                   attempts=attempts, events=self.events, config=config)
         self.clients = ClientService(session, clock=clock, events=self.events, config=config)
 
-    def resolve_bearer(self, token: str, *, source_ip: str | None) -> Principal:
-        """The principal of a session token or a client access token."""
+    def resolve_bearer(self, token: str, *, source_ip: str | None, client_cert_sha256: str | None = None) -> Principal:
+        """The principal of a session token or a client access token.
+
+        ``client_cert_sha256``: the TLS client certificate of the connection, if any (see
+        :meth:`identity.clients.ClientService.resolve`).
+        """
         if token.startswith(tokens.SESSION_PREFIX):
             return self.auth.resolve(token)
         if token.startswith(tokens.ACCESS_PREFIX):
-            return self.clients.resolve(token, source_ip=source_ip)
+            return self.clients.resolve(token, source_ip=source_ip, client_cert_sha256=client_cert_sha256)
         raise InvalidTokenError()
 
     def revoke_bearer(self, principal: Principal) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,7 +19,7 @@ import core
 from api.cli.common import console, err_console, initialise_runtime, runtime, settings
 from core import migrate
 from core.db import check_connection
-from core.errors import TarczaError
+from core.errors import ConfigurationError, TarczaError
 from core.logging import configure_logging
 
 app = typer.Typer(
@@ -65,18 +66,51 @@ def init() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (default TARCZA_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default TARCZA_PORT).")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(
+        help="PEM certificate (chain) to serve HTTPS with (default TARCZA_TLS_CERT).")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert (default TARCZA_TLS_KEY).")]
+    = None,
+    tls_client_ca: Annotated[Path | None, typer.Option(
+        help="PEM CA bundle for client certificates: mutual TLS, optional for the client; API clients bound "
+             "to a certificate must present it (default TARCZA_TLS_CLIENT_CA).")] = None,
+    insecure_http: Annotated[bool, typer.Option(
+        "--insecure-http", help="Allow plain HTTP on a non-loopback address, e.g. behind a TLS-terminating "
+                                "proxy (default TARCZA_INSECURE_HTTP).")] = False,
 ) -> None:
-    """Run the HTTP API and console; initialises the data directory on first run."""
+    """Run the HTTP API and console; initialises the data directory on first run.
+
+    Plain HTTP only on a loopback address unless --insecure-http; otherwise give --tls-cert
+    and --tls-key (HTTPS, TLS 1.2 or newer), and --tls-client-ca for mutual TLS.
+    """
     import uvicorn
 
     from api.app import create_app
+    from api.security import TlsHttpProtocol, is_loopback, server_tls
 
     s = settings()
+    host, port = host or s.host, port or s.port
+    password = s.tls_key_password.get_secret_value() if s.tls_key_password else None
+    tls = server_tls(tls_cert or s.tls_cert, tls_key or s.tls_key, tls_client_ca or s.tls_client_ca, password)
+    plain_ok = insecure_http or s.insecure_http
+    if tls is None and not is_loopback(host) and not plain_ok:
+        raise ConfigurationError(f"refusing plain HTTP on {host}: give --tls-cert and --tls-key, or --insecure-http "
+                                 "(TARCZA_INSECURE_HTTP=true) if a TLS-terminating proxy is in front")
     initialise(quiet=False)
     configure_logging(level=s.log_level, fmt=s.log_format)
-    console.print(f"serving on http://{host or s.host}:{port or s.port} (console at /console, API docs at /docs)")
-    uvicorn.run(create_app(runtime=runtime()), host=host or s.host, port=port or s.port,
-                log_config=None, access_log=False)
+    scheme = "https" if tls else "http"
+    mtls = f", client certificates verified against {tls.client_ca}" if tls and tls.client_ca else ""
+    console.print(f"serving on {scheme}://{host}:{port}{mtls} (console at /console, API docs at /docs)",
+                  markup=False, highlight=False)
+    if tls is None and not is_loopback(host):
+        err_console.print(f"warning: plain HTTP on {host}; only behind a TLS-terminating proxy",
+                          markup=False, highlight=False)
+    web_app = create_app(runtime=runtime())
+    if tls is None:
+        uvicorn.run(web_app, host=host, port=port, log_config=None, access_log=False)
+        return
+    context = tls.context
+    uvicorn.run(web_app, host=host, port=port, log_config=None, access_log=False, http=TlsHttpProtocol,
+                ssl_context_factory=lambda _config, _default: context)
 
 
 @db_app.command("upgrade")

@@ -34,7 +34,8 @@ if TYPE_CHECKING:  # imported when a command runs, so other commands start faste
     from identity.service import Identity
 
 app = typer.Typer(no_args_is_help=True, help="Users: add, list, disable, unlock, reset 2FA, enrol TOTP, assign cases.")
-client_app = typer.Typer(no_args_is_help=True, help="API clients: add, list, rotate the secret, revoke.")
+client_app = typer.Typer(no_args_is_help=True,
+                         help="API clients: add, list, rotate the secret, bind a TLS certificate, revoke.")
 login_app = typer.Typer(invoke_without_command=True, help="Log in to a Tarcza server and keep the session token.")
 
 SESSION_FILE_ENV = "TARCZA_SESSION_FILE"
@@ -182,6 +183,29 @@ def user_enroll_totp(
 # -- tarcza client --------------------------------------------------------------------------------
 
 
+def _read_certificate(path: Path) -> bytes:
+    """The bytes of a certificate file (PEM or DER); one-line error if it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(f"certificate file {path} cannot be read ({exc.strerror})") from None
+    if len(data) > 1024 * 1024:
+        raise InvalidInputError(f"{path} is larger than any certificate (over 1 MiB)")
+    return data
+
+
+def _describe_certificate(data: bytes) -> str:
+    """Subject, validity end and SHA-256 of the certificate, for the operator to check."""
+    from cryptography import x509
+
+    from identity.clients import certificate_der, certificate_sha256
+
+    der = certificate_der(data)
+    cert = x509.load_der_x509_certificate(der)
+    return (f"{cert.subject.rfc4514_string() or '(empty subject)'}, valid until "
+            f"{cert.not_valid_after_utc:%Y-%m-%d}, SHA-256 {certificate_sha256(der)}")
+
+
 @client_app.command("add")
 def client_add(
     name: str,
@@ -190,6 +214,9 @@ def client_add(
     = None,
     allow_ip: Annotated[list[str] | None, typer.Option("--allow-ip", help="Allowed source network, CIDR (repeat)")]
     = None,
+    cert: Annotated[Path | None, typer.Option(
+        "--cert", help="Bind the client to this TLS client certificate (PEM or DER): its tokens then work only "
+                       "over mutual TLS with it")] = None,
 ) -> None:
     """Create an API client; its secret is printed once."""
     if purpose:
@@ -197,11 +224,14 @@ def client_add(
         unknown = sorted(set(purpose) - known)
         if unknown:
             raise InvalidInputError(f"unknown purpose(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    certificate = _read_certificate(cert) if cert is not None else None
     with _identity() as identity:
         issued = identity.clients.create(name, scope, purposes=purpose or None, ip_allowlist=allow_ip or None,
-                                         actor=operator_actor())
+                                         certificate=certificate, actor=operator_actor())
     _echo(f"client_id:     {issued.client.id}")
     _echo(f"client_secret: {issued.secret}")
+    if certificate is not None:
+        _echo(f"bound to TLS client certificate {_describe_certificate(certificate)}")
     _echo("The secret is shown only now; Tarcza keeps only its hash.")
 
 
@@ -213,10 +243,11 @@ def client_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
     if as_json:
         _echo(json.dumps([c.to_json() for c in clients], indent=2))
         return
-    table = Table("client_id", "name", "scopes", "purposes", "IP allow-list", "state")
+    table = Table("client_id", "name", "scopes", "purposes", "IP allow-list", "TLS certificate", "state")
     for c in clients:
         table.add_row(c.id, c.name, " ".join(sorted(c.scopes)), "any" if c.purposes is None else " ".join(
             sorted(c.purposes)), "any" if c.ip_allowlist is None else " ".join(c.ip_allowlist),
+            "-" if c.cert_sha256 is None else c.cert_sha256[:16] + "...",
             "revoked" if c.revoked_at else f"{c.live_secrets} live secret(s)")
     console.print(table)
 
@@ -232,6 +263,31 @@ def client_rotate(
     _echo(f"client_secret: {issued.secret}")
     if issued.previous_secrets_expire_at is not None:
         _echo(f"older secrets stop working at {issued.previous_secrets_expire_at.isoformat()}")
+
+
+@client_app.command("bind-cert")
+def client_bind_cert(
+    client_id: str,
+    cert: Annotated[Path, typer.Option("--cert", help="The client's TLS certificate (PEM or DER)")],
+) -> None:
+    """Bind a client to its TLS client certificate: its tokens then work only over mutual TLS with it.
+
+    The server needs --tls-client-ca (TARCZA_TLS_CLIENT_CA) naming the CA that issued the
+    certificate. Binding again replaces the certificate (e.g. on renewal).
+    """
+    certificate = _read_certificate(cert)
+    description = _describe_certificate(certificate)
+    with _identity() as identity:
+        identity.clients.bind_certificate(client_id, certificate, actor=operator_actor())
+    _echo(f"client {client_id} bound to TLS client certificate {description}")
+
+
+@client_app.command("unbind-cert")
+def client_unbind_cert(client_id: str) -> None:
+    """Remove a client's certificate binding: its tokens work again without mutual TLS."""
+    with _identity() as identity:
+        identity.clients.bind_certificate(client_id, None, actor=operator_actor())
+    _echo(f"client {client_id} is no longer bound to a TLS client certificate")
 
 
 @client_app.command("revoke")
