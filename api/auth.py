@@ -33,6 +33,7 @@ from identity.errors import MissingCredentialsError
 from identity.principal import Principal
 from identity.secretbox import box_loader
 from identity.service import Identity, transaction
+from identity.tokens import ACCESS_PREFIX
 from policies.authorizer import Decision, Resource
 
 SYSTEM_RESOURCE = Resource("system")
@@ -53,10 +54,10 @@ def bearer_token(request: Request) -> str | None:
 
 
 @contextmanager
-def identity_transaction(runtime: Runtime) -> Iterator[Identity]:
+def identity_transaction(runtime: Runtime, *, read_only: bool = False) -> Iterator[Identity]:
     """Identity services for one operation: commit, then audit, then answer (see identity.service)."""
     with transaction(runtime.sessions, audit=lambda: runtime.audit, clock=runtime.clock,
-                     box=box_loader(runtime.settings)) as identity:
+                     box=box_loader(runtime.settings), read_only=read_only) as identity:
         yield identity
 
 
@@ -68,7 +69,8 @@ def current_principal(request: Request, runtime: RuntimeDep) -> Principal:
     token = bearer_token(request)
     if token is None:
         raise MissingCredentialsError()
-    with identity_transaction(runtime) as identity:
+    # A client's access token resolves without writing (sessions of users are touched: idle timeout).
+    with identity_transaction(runtime, read_only=token.startswith(ACCESS_PREFIX)) as identity:
         principal = identity.resolve_bearer(token, source_ip=client_ip(request),
                                             client_cert_sha256=presented_certificate_sha256(request.scope))
     limits: RateLimits | None = getattr(request.app.state, "rate_limits", None)

@@ -80,16 +80,18 @@ class Identity:
 @contextmanager
 def transaction(sessions: sessionmaker[Session], *, audit: Callable[[], AuditLog], clock: Clock,
                 box: Callable[[], SecretBox], passwords: Passwords | None = None,
-                config: IdentityConfig = DEFAULT_CONFIG) -> Iterator[Identity]:
+                config: IdentityConfig = DEFAULT_CONFIG, read_only: bool = False) -> Iterator[Identity]:
     """Run identity operations: commit, then append their audit events (see the module docstring).
 
     On SQLite the transaction takes the write lock up front (``BEGIN IMMEDIATE``): a deferred
     transaction that reads, then writes after another connection (the audit sequencer)
-    committed, would fail at once instead of waiting its turn.
+    committed, would fail at once instead of waiting its turn. ``read_only`` operations (they
+    write no row; their audit events are appended after, by the log) skip that lock, so they
+    do not queue behind every commit: resolving a client's access token on each request.
     """
     bind = sessions.kw.get("bind")
     connection = None
-    if isinstance(bind, Engine) and is_sqlite(bind):
+    if isinstance(bind, Engine) and is_sqlite(bind) and not read_only:
         connection = bind.connect().execution_options(sqlite_begin="IMMEDIATE")
     session = sessions(bind=connection) if connection is not None else sessions()
     identity = Identity(session, clock=clock, box=box, passwords=passwords, config=config)
