@@ -37,7 +37,11 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
+
+try:  # httptools (uvicorn[standard]) parses faster than h11; uvicorn itself prefers it when present
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpProtocol
+except ImportError:  # pragma: no cover - httptools is a dependency
+    from uvicorn.protocols.http.h11_impl import H11Protocol as _HttpProtocol  # type: ignore[assignment]
 
 from api.errors import problem_response
 from core.errors import ConfigurationError, RateLimitedError
@@ -396,8 +400,8 @@ class _WithTls:
         await self.app(scope, receive, send)
 
 
-class TlsHttpProtocol(H11Protocol):
-    """uvicorn's h11 protocol, giving the app the ASGI ``tls`` extension (uvicorn itself does not).
+class TlsHttpProtocol(_HttpProtocol):
+    """uvicorn's HTTP protocol (httptools), giving the app the ASGI ``tls`` extension (uvicorn itself does not).
 
     asyncio calls ``connection_made`` once the TLS handshake is complete, so the peer
     certificate is known then; each connection has its own protocol object, so wrapping
