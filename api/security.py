@@ -254,8 +254,15 @@ class BodyLimit:
 
 # -- rate limits ----------------------------------------------------------------------------------
 
-CREDENTIAL_PATHS = frozenset({"/v1/auth/login", "/v1/oauth/token", "/v1/auth/step-up", "/v1/auth/totp/confirm"})
+CREDENTIAL_PATHS = frozenset({"/v1/auth/login", "/v1/oauth/token", "/v1/auth/step-up", "/v1/auth/totp/confirm",
+                              "/console/login", "/console/enrol"})
 """POSTs that check a password, client secret or code: the stricter per-address login limit."""
+_CREDENTIAL_PATTERN = re.compile(r"^/console/subjects/[^/]+/(?:reveal|recordings/[^/]+)$")
+"""Console POSTs that may carry a second-factor code (a reveal or a playback with an inline step-up)."""
+
+
+def is_credential_path(path: str) -> bool:
+    return path in CREDENTIAL_PATHS or _CREDENTIAL_PATTERN.match(path) is not None
 
 
 class TooManyRequestsError(RateLimitedError):
@@ -325,7 +332,7 @@ class RateLimits:
         """Count a request from ``address``; :class:`TooManyRequestsError` when a limit is used up."""
         if self.address:
             self._hit("address", self.address, address, "from one address")
-        if self.login and method == "POST" and path in CREDENTIAL_PATHS:
+        if self.login and method == "POST" and is_credential_path(path):
             self._hit("login", self.login, address, "to the credential endpoints from one address")
 
     def check_principal(self, principal_id: str) -> None:

@@ -453,6 +453,11 @@ class ContactService(Guard):
         with read_connection(self.engine) as conn:
             return [_event_json(r) for r in repository.decisions_since(conn, since, decisions, limit=limit)]
 
+    def counts_by_channel_and_day(self, since: datetime) -> list[tuple[str, date, int]]:
+        """Recorded (not refused) contacts per channel per day (UTC) from ``since``: the console's chart."""
+        with read_connection(self.engine) as conn:
+            return repository.counts_by_channel_and_day(conn, since)
+
     # -- helpers -------------------------------------------------------------------------------
 
     def detector(self) -> Any:

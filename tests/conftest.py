@@ -114,16 +114,21 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server(initialised_runtime, cli_env: dict[str, str]) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """`tarcza serve` on a free port for the test database; yields its base URL."""
+def server(initialised_runtime, cli_env: dict[str, str], tmp_path: Path) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """`tarcza serve` on a free port for the test database; yields its base URL.
+
+    The server's log goes to a file (a pipe nobody reads would block the server once full).
+    """
     import subprocess
     import sys
     import time
     import urllib.request
 
     port = _free_port()
+    log_path = tmp_path / "serve.log"
+    log_file = log_path.open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "api", "serve", "--port", str(port)], env=cli_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=log_file)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -134,7 +139,7 @@ def server(initialised_runtime, cli_env: dict[str, str]) -> Iterator[str]:  # ty
                         break
             except OSError:
                 if proc.poll() is not None:
-                    pytest.fail("server exited: " + (proc.stderr.read().decode() if proc.stderr else ""))
+                    pytest.fail("server exited: " + log_path.read_text(errors="replace")[-2000:])
                 if time.monotonic() > deadline:
                     pytest.fail("server did not answer /healthz within 60 s")
                 time.sleep(0.2)
@@ -142,6 +147,7 @@ def server(initialised_runtime, cli_env: dict[str, str]) -> Iterator[str]:  # ty
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+        log_file.close()
 
 
 TEST_PASSWORD = "correct horse battery staple"

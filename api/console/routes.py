@@ -1,4 +1,14 @@
-"""The web console for compliance officers: a read-only status page for now."""
+"""The web console for compliance officers, the DPO and auditors: ``/console``.
+
+``router`` is what :func:`api.app.create_app` includes: ``GET /`` (to the console), ``GET
+/console`` (the dashboard, or the log-in page) and everything under ``/console/`` as one
+mounted router of console pages (:mod:`api.console.auth_pages`, ``dashboard``, ``subjects``,
+``requests``, ``audit_pages``, ``gdpr_pages``) and their static files. The pages are not
+part of the HTTP API: they are left out of the OpenAPI document, authenticate with the
+session cookie instead of a bearer token, answer HTML (errors too) instead of problem
+details, and are tested in a browser (tests/console/). Every decision on them is the API's
+own: the Cedar policies through the same services. ADR 0012 explains the design.
+"""
 
 from __future__ import annotations
 
@@ -6,39 +16,32 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.templating import Jinja2Templates
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
 
-import core
+from api.console import audit_pages, auth_pages, dashboard, gdpr_pages, requests, subjects
+from api.console.web import PREFIX, ConsoleRoute, User, redirect
 from api.deps import RuntimeDep
-from core import migrate
 
-router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+pages = APIRouter(include_in_schema=False)
+for module in (auth_pages, dashboard, subjects, requests, audit_pages, gdpr_pages):
+    pages.include_router(module.router)
+pages.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
 
 
 @router.get("/")
 def root() -> RedirectResponse:
-    return RedirectResponse("/console")
+    return redirect(PREFIX)
 
 
-@router.get("/console", response_class=HTMLResponse)
-def console(request: Request, runtime: RuntimeDep) -> HTMLResponse:
-    try:
-        schema = migrate.current_revision(runtime.engine) or "not initialised"
-        ready = schema == migrate.head_revision()
-    except Exception:  # noqa: BLE001 - the page shows the state, the log has the error
-        schema, ready = "unreachable", False
-    return templates.TemplateResponse(request, "console.html", {
-        "version": core.__version__,
-        "backend": runtime.settings.backend,
-        "schema": schema,
-        "ready": ready,
-        "panels": CONSOLE_PANELS,
-    })
+@router.get(PREFIX, response_class=HTMLResponse)
+def console(request: Request, user: User, runtime: RuntimeDep) -> HTMLResponse:
+    """The dashboard (the log-in page first, without a session)."""
+    return dashboard.dashboard_page(request, user, runtime)
 
 
-CONSOLE_PANELS: list[dict[str, str]] = [
-    {"title": "API documentation", "href": "/docs", "text": "Every endpoint, with its problem responses."},
-    {"title": "Readiness", "href": "/readyz", "text": "Database reachable and schema current."},
-    {"title": "Metrics", "href": "/metrics", "text": "Prometheus metrics of this process."},
-]
+router.routes.append(Mount(PREFIX, app=pages, name="console"))
