@@ -306,7 +306,7 @@ class VaultService:
         if not decision.allowed:
             self._refuse(principal, Action.READ_MASKED, token, decision, fields=shown, purpose=purpose, view="masked")
         self._access(principal, Action.READ_MASKED, token, decision, fields=shown, purpose=purpose, view="masked")
-        values = self.sealer.open(token, data_key, rows)
+        values = self.sealer.open(token, data_key, rows) if rows else {}  # no rows: no data key was read
         role = principal.primary_role
         return {name: [mask_for(name, role, v, self.catalogue) for v in values.get(name, [])] for name in shown}
 
@@ -777,12 +777,20 @@ class VaultService:
             self._refuse(principal, action, token, decision, fields=fields, purpose=purpose)
         return decision
 
-    @staticmethod
-    def _access_payload(action: str, decision: Decision, *, fields: list[str], purpose: str | None,
+    def _logged_purpose(self, purpose: str | None) -> str:
+        """The purpose as the log records it: a purpose of the policies' catalogue as stated, anything else as
+        ``unknown``. A caller may type anything there (a name fits the pattern), and the log keeps it forever."""
+        if not purpose:
+            return "unspecified"
+        known: frozenset[str] | None = getattr(self.authorizer, "purposes", None)  # the Cedar engine's catalogue
+        return purpose if known is None or purpose in known else "unknown"
+
+    def _access_payload(self, action: str, decision: Decision, *, fields: list[str], purpose: str | None,
                         view: str = "full", justification: str | None = None,
                         recording_id: str | None = None) -> VaultAccessPayload:
         return VaultAccessPayload.model_validate({
-            "fields": fields, "purpose": purpose or "unspecified", "decision": "allow" if decision.allowed else "deny",
+            "fields": fields, "purpose": self._logged_purpose(purpose),
+            "decision": "allow" if decision.allowed else "deny",
             "view": view, "break_glass": decision.break_glass, "justification": justification,
             "reason": None if decision.allowed else decision.rule, "action": action, "recording_id": recording_id})
 
