@@ -268,10 +268,15 @@ def checkpoint_at(conn: Connection, size: int) -> Row[Any] | None:
     return conn.execute(select(checkpoints).where(checkpoints.c.tree_size == size)).first()
 
 
-def list_checkpoints(conn: Connection, *, max_size: int | None = None) -> list[Row[Any]]:
+def list_checkpoints(conn: Connection, *, max_size: int | None = None, after_size: int | None = None,
+                     limit: int | None = None) -> list[Row[Any]]:
     stmt = select(checkpoints).order_by(checkpoints.c.tree_size)
     if max_size is not None:
         stmt = stmt.where(checkpoints.c.tree_size <= max_size)
+    if after_size is not None:
+        stmt = stmt.where(checkpoints.c.tree_size > after_size)
+    if limit is not None:
+        stmt = stmt.limit(limit)
     return list(conn.execute(stmt).all())
 
 

@@ -245,9 +245,11 @@ class AuditLog:
             row = repository.latest_checkpoint(conn)
         return None if row is None else _checkpoint_info(row)
 
-    def checkpoints(self) -> list[CheckpointInfo]:
+    def checkpoints(self, *, after_size: int | None = None, limit: int | None = None) -> list[CheckpointInfo]:
+        """Checkpoints by tree size, oldest first: those of a larger tree than ``after_size``, at most ``limit``."""
         with read_connection(self.engine) as conn:
-            return [_checkpoint_info(r) for r in repository.list_checkpoints(conn)]
+            return [_checkpoint_info(r) for r in repository.list_checkpoints(conn, after_size=after_size,
+                                                                              limit=limit)]
 
     def maybe_checkpoint(self, *, size: int | None = None, timer: bool = False) -> CheckpointInfo | None:
         """Issue a checkpoint if N entries arrived since the last one (or, from the timer, any)."""

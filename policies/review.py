@@ -36,11 +36,11 @@ class BreakGlassAccess:
 
 
 def list_break_glass(audit: AuditLog, *, since: datetime | None = None, until: datetime | None = None,
-                     limit: int = 1000) -> list[BreakGlassAccess]:
-    """Break-glass accesses in log order (oldest first), at most ``limit``."""
+                     start: int | None = None, limit: int = 1000) -> list[BreakGlassAccess]:
+    """Break-glass accesses in log order (oldest first), from log index ``start``, at most ``limit``."""
     out: list[BreakGlassAccess] = []
     cursor: str | None = None
-    flt = EntryFilter(event_type="vault.access", since=since, until=until)
+    flt = EntryFilter(event_type="vault.access", since=since, until=until, start=start)
     while len(out) < limit:
         page = audit.query(flt, cursor=cursor, limit=PAGE)
         for entry in page.items:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,9 +20,11 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object inst
 PgAdmin = Annotated[str, typer.Option(help="PostgreSQL URL used to create the throwaway database.")]
 
 
-def _emit(area: str, backend: str, results: list[Result], as_json: bool) -> None:
+def _emit(area: str, backend: str, results: list[Result], as_json: bool,
+          conditions: dict[str, object] | None = None) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(report(area, backend, results)) + "\n")
+        extra = {"conditions": conditions} if conditions else {}
+        sys.stdout.write(json.dumps({**report(area, backend, results), **extra}) + "\n")
         return
     table = Table(title=f"tarcza bench {area} ({backend})")
     for column in ("measure", "value", "unit", "baseline", "baseline value", "ratio", "target", "met"):
@@ -31,6 +34,8 @@ def _emit(area: str, backend: str, results: list[Result], as_json: bool) -> None
         table.add_row(r.name, f"{r.value:,.2f}", r.unit, r.baseline_name, f"{r.baseline_value:,.2f}",
                       f"{r.ratio:.3f}", r.target or "-", met)
     console.print(table)
+    for key, value in (conditions or {}).items():
+        console.print(f"{key}: {value}", markup=False, highlight=False)
 
 
 def _check_backend(backend: str) -> None:
@@ -127,3 +132,29 @@ def bench_gdpr(
         results = bench_gdpr_module.run(url, subjects=subjects, events=events,
                                         progress=None if as_json else (lambda m: err_console.print(m, style="dim")))
     _emit("gdpr", backend, results, as_json)
+
+
+@app.command("api")
+def bench_api(
+    backend: Backend = "sqlite", as_json: AsJson = False, pg_admin_url: PgAdmin = DEFAULT_PG_ADMIN,
+    seconds: Annotated[float, typer.Option(help="Measured seconds per phase (after a short warm-up).",
+                                           min=0.2)] = 10.0,
+    connections: Annotated[int, typer.Option(help="Concurrent keep-alive connections of the driver.",
+                                             min=1, max=256)] = 8,
+    subjects: Annotated[int, typer.Option(help="Debtors seeded (each with a debt and a case).", min=10)] = 1000,
+    profile: Annotated[Path | None, typer.Option(help=(
+        "Run the server under cProfile (every thread, CPU time; TARCZA_BENCH_PROFILE_CLOCK=wall for elapsed "
+        "time) and write its statistics here; only the single-contact "
+        "phase runs, and its figures are slowed by the profiler."), dir_okay=False)] = None,
+) -> None:
+    """A running `tarcza serve` driven over HTTP from a second process: contacts (single, batch), masked
+    reads and reveals per second with p50/p99, an open loop at half the single-contact rate, next to
+    GET /healthz at the same concurrency."""
+    from bench import api as bench_api_module
+
+    _check_backend(backend)
+    with bench_database(backend, pg_admin_url) as url:
+        results, conditions = bench_api_module.run(
+            url, seconds=seconds, connections=connections, subjects=subjects, profile=profile,
+            progress=None if as_json else (lambda m: err_console.print(m, style="dim", markup=False)))
+    _emit("api", backend, results, as_json, conditions)

@@ -3,6 +3,10 @@
 Every route needs a bearer token (session or client) and an allowing policy decision for
 its action (``audit.read``, ``audit.append``, ``audit.export``): see docs/authorisation-matrix.md.
 Appended events are attributed to the authenticated principal, never to a header.
+
+An append with an ``Idempotency-Key`` is deduplicated by the log itself (the key, scoped to
+the principal, is stored with the entry): a retry answers 200 with the first receipt marked
+``duplicate`` (and ``Idempotent-Replayed``), even after a crash between the append and the answer.
 """
 
 from __future__ import annotations
@@ -10,21 +14,23 @@ from __future__ import annotations
 import io
 import tarfile
 import tempfile
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, Form, Query, Response, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import require_action
 from api.deps import RuntimeDep
+from api.idempotency import ApiRoute, Idempotent, IdempotentByService
+from api.schemas import Cursor, Instant, InvalidCursorError, Page, decode_cursor, limit_query, page_json
 from audit.repository import EntryFilter
 from core.errors import InvalidInputError
 from identity.principal import Principal
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=ApiRoute)
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     422: {"description": "Invalid input (problem details)"}, 404: {"description": "Not found (problem details)"},
     409: {"description": "Conflict (problem details)"},
@@ -32,11 +38,14 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 
 
 class AppendRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: str = Field(description="Event type from the catalogue, e.g. contact.attempted")
-    subject: str | None = Field(None, description="Subject token the event concerns")
-    payload: dict[str, Any] = Field(default_factory=dict, description="Payload; personal fields sealed (base64url)")
-    event_id: str | None = Field(None, description="Optional UUID chosen by the caller")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "type": "contact.attempted", "subject": "sub_Q2xq0y7Wm4b1Zr8kTgVh3A",
+        "payload": {"channel": "phone", "direction": "outbound", "agent_id": "agent-017", "outcome": "no_answer"}}]})
+    type: str = Field(min_length=1, max_length=64, description="Event type from the catalogue, e.g. contact.attempted")
+    subject: str | None = Field(None, max_length=64, description="Subject token the event concerns")
+    payload: dict[str, Any] = Field(default_factory=dict, max_length=100,
+                                    description="Payload; personal fields sealed (base64url)")
+    event_id: str | None = Field(None, max_length=36, description="Optional UUID chosen by the caller")
 
 
 Reader = Annotated[Principal, Depends(require_action("audit.read"))]
@@ -46,56 +55,64 @@ Exporter = Annotated[Principal, Depends(require_action("audit.export"))]
 
 @router.post("/events", status_code=201, responses={**PROBLEMS, 200: {"description": "Idempotent retry"}},
              summary="Append an event (durable on response)")
-def append_event(
-    body: AppendRequest, runtime: RuntimeDep, response: Response, principal: Appender,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> dict[str, Any]:
+def append_event(body: AppendRequest, runtime: RuntimeDep, response: Response, principal: Appender,
+                 idempotency: IdempotentByService) -> dict[str, Any]:
+    key = None if idempotency is None else f"{principal.id}:{idempotency.key}"  # the key is the principal's
     receipt = runtime.audit.record(body.type, actor=principal.actor, payload=body.payload,
-                                   subject=body.subject, idempotency_key=idempotency_key, event_id=body.event_id)
+                                   subject=body.subject, idempotency_key=key, event_id=body.event_id)
     if receipt.duplicate:
         response.status_code = 200
+        if idempotency is not None:
+            idempotency.replayed = True
     return receipt.to_json()
 
 
-@router.get("/events", responses=PROBLEMS, summary="Query entries (oldest first, cursor pagination)")
+Subject = Annotated[str | None, Query(max_length=64, description="Subject token (sub_...)")]
+EventType = Annotated[str | None, Query(max_length=64, description="Event type or prefix like contact.*")]
+ActorId = Annotated[str | None, Query(max_length=128, description="The user's or API client's id")]
+Index = Annotated[int | None, Query(ge=0, le=2**62)]
+
+
+@router.get("/events", response_model=Page, responses=PROBLEMS, summary="Query entries (oldest first)")
 def list_events(
     runtime: RuntimeDep, _: Reader,
-    subject: str | None = None,
-    type: Annotated[str | None, Query(description="Event type or prefix like contact.*")] = None,
-    actor: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    from_index: Annotated[int | None, Query(ge=0)] = None,
-    to_index: Annotated[int | None, Query(ge=0, description="Inclusive")] = None,
-    cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    subject: Subject = None, type: EventType = None, actor: ActorId = None,
+    since: Instant | None = None, until: Instant | None = None,
+    from_index: Index = None,
+    to_index: Annotated[int | None, Query(ge=0, le=2**62, description="Inclusive")] = None,
+    cursor: Cursor = None, limit: Annotated[int, limit_query(100, 1000)] = 100,
 ) -> dict[str, Any]:
     flt = EntryFilter(subject=subject, event_type=type, actor=actor, since=since, until=until, start=from_index,
                       end=None if to_index is None else to_index + 1)
-    page = runtime.audit.query(flt, cursor=cursor, limit=limit)
-    return {"items": [i.to_json() for i in page.items], "next_cursor": page.next_cursor}
+    page = runtime.audit.query(flt, cursor=decode_cursor(cursor), limit=limit)
+    return page_json([i.to_json() for i in page.items], page.next_cursor)
 
 
 @router.get("/events/{index}", responses=PROBLEMS, summary="One entry by index")
-def get_event(index: int, runtime: RuntimeDep, _: Reader) -> dict[str, Any]:
+def get_event(index: Annotated[int, PathParam(ge=0, le=2**62)], runtime: RuntimeDep, _: Reader) -> dict[str, Any]:
     return runtime.audit.get(index).to_json()
 
 
 @router.post("/checkpoints", status_code=201, summary="Issue a checkpoint of the current tree now")
-def issue_checkpoint(runtime: RuntimeDep, _: Appender) -> dict[str, Any]:
+def issue_checkpoint(runtime: RuntimeDep, _: Appender,
+                     idempotency: Idempotent) -> dict[str, Any]:  # noqa: ARG001 - see api.idempotency
     return runtime.audit.issue_checkpoint().to_json()
 
 
-@router.get("/checkpoints", summary="Checkpoints issued, oldest first")
+@router.get("/checkpoints", response_model=Page, summary="Checkpoints issued, oldest first")
 def list_checkpoints(
     runtime: RuntimeDep, _: Reader,
-    after_size: Annotated[int | None, Query(ge=0)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after_size: Annotated[int | None, Query(ge=0, le=2**62, description="Only checkpoints of a larger tree")] = None,
+    cursor: Cursor = None, limit: Annotated[int, limit_query(100, 1000)] = 100,
 ) -> dict[str, Any]:
-    items = [c for c in runtime.audit.checkpoints() if after_size is None or c.tree_size > after_size]
+    position = decode_cursor(cursor)
+    if position is not None:
+        if not position.isascii() or not position.isdigit() or len(position) > 19:
+            raise InvalidCursorError("cursor is not one this server issued")
+        after_size = int(position)
+    items = runtime.audit.checkpoints(after_size=after_size, limit=limit + 1)
     page = items[:limit]
-    return {"items": [c.to_json() for c in page],
-            "next_after_size": page[-1].tree_size if len(items) > limit and page else None}
+    return page_json([c.to_json() for c in page], str(page[-1].tree_size) if len(items) > limit else None)
 
 
 @router.get("/checkpoint", response_class=PlainTextResponse, responses=PROBLEMS,
@@ -115,24 +132,22 @@ def verifier_key(runtime: RuntimeDep, _: Reader) -> PlainTextResponse:
 
 
 @router.get("/proofs/inclusion", responses=PROBLEMS, summary="RFC 9162 inclusion proof (base64 hashes)")
-def inclusion_proof(runtime: RuntimeDep, _: Reader, index: Annotated[int, Query(ge=0)],
-                    size: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
+def inclusion_proof(runtime: RuntimeDep, _: Reader, index: Annotated[int, Query(ge=0, le=2**62)],
+                    size: Annotated[int | None, Query(ge=1, le=2**62)] = None) -> dict[str, Any]:
     return runtime.audit.inclusion_proof(index, size).to_json()
 
 
 @router.get("/proofs/consistency", responses=PROBLEMS, summary="RFC 9162 consistency proof (base64 hashes)")
-def consistency_proof(runtime: RuntimeDep, _: Reader, from_size: Annotated[int, Query(alias="from", ge=0)],
-                      to_size: Annotated[int | None, Query(alias="to", ge=0)] = None) -> dict[str, Any]:
+def consistency_proof(runtime: RuntimeDep, _: Reader, from_size: Annotated[int, Query(alias="from", ge=0, le=2**62)],
+                      to_size: Annotated[int | None, Query(alias="to", ge=0, le=2**62)] = None) -> dict[str, Any]:
     return runtime.audit.consistency_proof(from_size, to_size).to_json()
 
 
 @router.get("/export", responses={**PROBLEMS, 200: {"content": {"application/gzip": {}}}},
             summary="Export entries with proofs as a .tar.gz for offline verification")
 def export(
-    runtime: RuntimeDep, _: Exporter, subject: str | None = None,
-    type: str | None = None,
-    actor: str | None = None, since: datetime | None = None, until: datetime | None = None,
-    from_index: Annotated[int | None, Query(ge=0)] = None, to_index: Annotated[int | None, Query(ge=0)] = None,
+    runtime: RuntimeDep, _: Exporter, subject: Subject = None, type: EventType = None, actor: ActorId = None,
+    since: Instant | None = None, until: Instant | None = None, from_index: Index = None, to_index: Index = None,
 ) -> StreamingResponse:
     from audit.export import export_log
 
@@ -155,13 +170,22 @@ def verify_database(runtime: RuntimeDep, _: Reader) -> dict[str, Any]:
     return runtime.audit.verify_database().to_json()
 
 
+class ExportUpload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    file: UploadFile = Field(description="The .tar.gz of `GET /v1/audit/export` (or `tarcza audit export`)")
+
+
 @router.post("/verify-export", responses=PROBLEMS, summary="Verify an uploaded export (.tar.gz) as offline")
-def verify_export_upload(_: Reader, file: UploadFile, trusted_checkpoint: str | None = None) -> dict[str, Any]:
+def verify_export_upload(
+    _: Reader, upload: Annotated[ExportUpload, Form()],
+    trusted_checkpoint: Annotated[str | None, Query(max_length=4096, description=(
+        "A checkpoint (signed note) kept from earlier: the export must be consistent with it"))] = None,
+) -> dict[str, Any]:
     from audit.verify import verify_export
 
     with tempfile.TemporaryDirectory(prefix="tarcza-verify-") as tmp:
         try:
-            with tarfile.open(fileobj=file.file, mode="r:gz") as tar:
+            with tarfile.open(fileobj=upload.file.file, mode="r:gz") as tar:
                 tar.extractall(tmp, filter="data")
         except (tarfile.TarError, OSError, EOFError):
             raise InvalidInputError("the upload is not a .tar.gz audit export") from None

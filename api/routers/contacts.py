@@ -8,7 +8,9 @@ service decides again on the real subject (case assignment, restriction).
 and answers with a receipt: the event id, its log index and leaf hash, and the rules that
 flagged it. A refused contact is answered 409 ``contact-refused`` naming the rules; the
 refusal itself is in the log. With an ``Idempotency-Key`` a retried request gets the first
-answer (receipt or refusal) and records nothing more.
+answer (receipt or refusal, marked ``duplicate`` and ``Idempotent-Replayed``) and records
+nothing more: the service deduplicates by the key in the log's own transaction; the HTTP
+layer only refuses the key reused for another request (api/idempotency.py).
 
 Notes and GPS positions are personal data: they travel only in request bodies, are sealed
 before anything is stored, and are never echoed.
@@ -16,20 +18,21 @@ before anything is stored, and are never echoed.
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Annotated, Any, Final, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import RuntimeDep
+from api.idempotency import ApiRoute, Idempotency, Idempotent, IdempotentByService
 from api.routers.vault import NO_STORE, PROBLEMS, SubjectToken, subject_gate
+from api.schemas import Cursor, Day, Instant, Page, decode_cursor, limit_query, page_json, page_of
 from contacts.debts import NewDebt
 from contacts.preferences import Preferences
 from contacts.service import ContactRecord, Signature
 from identity.principal import Principal
 
-router = APIRouter(tags=["contacts"])
+router = APIRouter(tags=["contacts"], route_class=ApiRoute)
 
 RECORD: Final = "contact.record"
 Recorder = Annotated[Principal, Depends(subject_gate(RECORD))]
@@ -37,8 +40,6 @@ Reader = Annotated[Principal, Depends(subject_gate("read_masked"))]
 GdprManager = Annotated[Principal, Depends(subject_gate("gdpr.manage"))]
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/\-]{0,63}$")]
 ChannelName = Literal["phone", "sms", "email", "letter", "messenger", "visit"]
-IdempotencyKey = Annotated[str | None, Header(max_length=200, description=(
-    "Retrying with the same key returns the first answer (receipt or refusal) and records nothing more"))]
 MAX_BATCH = 500
 
 
@@ -46,7 +47,7 @@ class SignatureModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
     document_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the signed document")
     signer: Literal["debtor", "third_party", "agent"]
-    signed_at: datetime
+    signed_at: Instant
     method: str | None = Field(None, max_length=40, pattern=r"^[a-z][a-z0-9_]{0,39}$")
 
 
@@ -70,8 +71,8 @@ class ContactModel(BaseModel):
     channel: ChannelName
     direction: Literal["outbound", "inbound"] = "outbound"
     agent_id: str = Field(min_length=1, max_length=128)
-    started_at: datetime = Field(description="When it started (planned time for a check); with an offset")
-    ended_at: datetime | None = None
+    started_at: Instant = Field(description="When it started (planned time for a check); with an offset")
+    ended_at: Instant | None = None
     debt_id: Id | None = None
     case_id: Id | None = None
     outcome: str | None = Field(None, max_length=32, pattern=r"^[a-z][a-z0-9_]{0,31}$")
@@ -84,7 +85,7 @@ class ContactModel(BaseModel):
     recording_id: str | None = Field(None, max_length=64)
     recording_announced: bool | None = Field(None, description="The debtor was told the contact is recorded")
     promise_amount_minor: int | None = Field(None, ge=0, le=10**15)
-    promise_due: date | None = None
+    promise_due: Day | None = None
     payment_amount_minor: int | None = Field(None, ge=0, le=10**15)
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
     signature: SignatureModel | None = None
@@ -104,7 +105,9 @@ class ContactModel(BaseModel):
 
 
 class BatchModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"contacts": [{
+        "subject": "sub_Q2xq0y7Wm4b1Zr8kTgVh3A", "channel": "sms", "agent_id": "dialer-3",
+        "started_at": "2026-11-23T10:15:00+01:00", "outcome": "sent", "notes": "Przypomnienie o racie."}]}]})
     contacts: list[ContactModel] = Field(min_length=1, max_length=MAX_BATCH)
 
 
@@ -120,20 +123,21 @@ class DebtModel(BaseModel):
     consumer: bool
     amount_minor: int = Field(ge=0, le=10**15)
     currency: str = Field("PLN", pattern=r"^[A-Z]{3}$")
-    due_date: date
-    judgment_date: date | None = None
-    assigned_on: date | None = None
+    due_date: Day
+    judgment_date: Day | None = None
+    assigned_on: Day | None = None
 
 
 class DebtStatusModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: Literal["open", "settled", "written_off"]
-    settled_on: date | None = None
-    judgment_date: date | None = None
+    settled_on: Day | None = None
+    judgment_date: Day | None = None
 
 
 class CaseModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "id": "C-2026-0042", "subject": "sub_Q2xq0y7Wm4b1Zr8kTgVh3A", "debt_id": "D-2024-000123"}]})
     id: Id
     subject: str = Field(max_length=64)
     debt_id: Id | None = None
@@ -156,7 +160,8 @@ class RestrictionModel(BaseModel):
 
 
 class ObjectionModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "purpose": "debt_collection", "channel": "phone", "request_id": "dsr_r5T8kLm2Qx9Zw1Pv"}]})
     purpose: str = Field(max_length=64, pattern=r"^[a-z][a-z0-9_.:-]{0,63}$")
     channel: ChannelName | None = None
     withdraw: bool = False
@@ -189,20 +194,31 @@ def check_contact(body: ContactModel, runtime: RuntimeDep, principal: Recorder) 
 @router.post("/v1/contacts", status_code=201, responses=PROBLEMS,
              summary="Record a contact: firewall, PII scrubbing of notes, sealing, audit append; returns a receipt")
 def record_contact(body: ContactModel, runtime: RuntimeDep, principal: Recorder,
-                   idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
-    return runtime.contacts.record(principal, body.record(), idempotency_key).to_json()
+                   idempotency: IdempotentByService) -> dict[str, Any]:
+    receipt = runtime.contacts.record(principal, body.record(), None if idempotency is None else idempotency.key)
+    _replayed(idempotency, receipt.duplicate)
+    return receipt.to_json()
 
 
 @router.post("/v1/contacts/batch", responses=PROBLEMS,
              summary=f"Record up to {MAX_BATCH} contacts; one result per contact (a receipt or a problem)")
 def record_contacts(body: BatchModel, runtime: RuntimeDep, principal: Recorder,
-                    idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+                    idempotency: IdempotentByService) -> dict[str, Any]:
     """Each contact is decided and recorded on its own, in order; with an ``Idempotency-Key``, the
     i-th contact uses ``<key>#<i>``, so a retried batch records only what the first did not."""
     results = runtime.contacts.record_many(
         principal, [c.record() for c in body.contacts],
-        None if idempotency_key is None else [f"{idempotency_key}#{i}" for i in range(len(body.contacts))])
+        None if idempotency is None else [f"{idempotency.key}#{i}" for i in range(len(body.contacts))])
+    _replayed(idempotency, bool(results) and all(
+        r.get("receipt", {}).get("duplicate") is True or r.get("error", {}).get("duplicate") is True
+        for r in results))
     return {"results": results}
+
+
+def _replayed(idempotency: Idempotency | None, duplicate: bool) -> None:
+    """Mark the answer replayed when the service answered from its earlier record."""
+    if idempotency is not None and duplicate:
+        idempotency.replayed = True
 
 
 @router.get("/v1/contacts/{event_id}", responses=PROBLEMS,
@@ -217,15 +233,14 @@ def get_contact(
     return runtime.contacts.contact(principal, event_id, full=view == "full", purpose=purpose)
 
 
-@router.get("/v1/subjects/{token}/contacts", responses=PROBLEMS,
+@router.get("/v1/subjects/{token}/contacts", response_model=Page, responses=PROBLEMS,
             summary="The subject's contacts, newest first (channel, outcome, decision, log index; no personal data)")
 def contact_history(
     token: SubjectToken, runtime: RuntimeDep, principal: Reader,
-    cursor: Annotated[str | None, Query(max_length=120, description="From the previous page's next_cursor")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Cursor = None, limit: Annotated[int, limit_query(50, 500)] = 50,
 ) -> dict[str, Any]:
-    items, next_cursor = runtime.contacts.history(principal, token, cursor=cursor, limit=limit)
-    return {"items": items, "next_cursor": next_cursor}
+    items, position = runtime.contacts.history(principal, token, cursor=decode_cursor(cursor), limit=limit)
+    return page_json(items, position)
 
 
 # -- debts and cases -------------------------------------------------------------------------------
@@ -233,7 +248,8 @@ def contact_history(
 
 @router.post("/v1/debts", status_code=201, responses=PROBLEMS,
              summary="Record a debt of a subject (idempotent by debt id); answers with its limitation date")
-def add_debt(body: DebtModel, runtime: RuntimeDep, principal: Recorder) -> dict[str, Any]:
+def add_debt(body: DebtModel, runtime: RuntimeDep, principal: Recorder,
+             idempotency: Idempotent) -> dict[str, Any]:  # noqa: ARG001 - see api.idempotency
     contacts = runtime.contacts
     info = contacts.debts.add(principal, NewDebt(
         id=body.id, subject=body.subject, creditor=body.creditor, kind=body.kind, consumer=body.consumer,
@@ -257,15 +273,19 @@ def set_debt_status(debt_id: Annotated[str, Path(max_length=64)], body: DebtStat
     return info.to_json(runtime.clock.now().date())
 
 
-@router.get("/v1/subjects/{token}/debts", responses=PROBLEMS, summary="The subject's debts")
-def subject_debts(token: SubjectToken, runtime: RuntimeDep, principal: Reader) -> dict[str, Any]:
+@router.get("/v1/subjects/{token}/debts", response_model=Page, responses=PROBLEMS,
+            summary="The subject's debts (by debt id)")
+def subject_debts(token: SubjectToken, runtime: RuntimeDep, principal: Reader,
+                  cursor: Cursor = None, limit: Annotated[int, limit_query(100, 500)] = 100) -> dict[str, Any]:
     today = runtime.clock.now().date()
-    return {"items": [d.to_json(today) for d in runtime.contacts.debts.of(principal, token)]}
+    debts, position = page_of(runtime.contacts.debts.of(principal, token), lambda d: d.id, cursor, limit)
+    return page_json([d.to_json(today) for d in debts], position)
 
 
 @router.post("/v1/cases", status_code=201, responses=PROBLEMS,
              summary="Open a collection case on a subject (idempotent by case id); agents are assigned by case id")
-def open_case(body: CaseModel, runtime: RuntimeDep, principal: Recorder) -> dict[str, Any]:
+def open_case(body: CaseModel, runtime: RuntimeDep, principal: Recorder,
+              idempotency: Idempotent) -> dict[str, Any]:  # noqa: ARG001 - see api.idempotency
     return runtime.contacts.debts.open_case(principal, body.id, body.subject, body.debt_id)
 
 
@@ -275,9 +295,13 @@ def close_case(case_id: Annotated[str, Path(max_length=64)], runtime: RuntimeDep
     return runtime.contacts.debts.close_case(principal, case_id)
 
 
-@router.get("/v1/subjects/{token}/cases", responses=PROBLEMS, summary="The subject's cases")
-def subject_cases(token: SubjectToken, runtime: RuntimeDep, principal: Reader) -> dict[str, Any]:
-    return {"items": runtime.contacts.debts.cases_of(principal, token)}
+@router.get("/v1/subjects/{token}/cases", response_model=Page, responses=PROBLEMS,
+            summary="The subject's cases (by case id)")
+def subject_cases(token: SubjectToken, runtime: RuntimeDep, principal: Reader,
+                  cursor: Cursor = None, limit: Annotated[int, limit_query(100, 500)] = 100) -> dict[str, Any]:
+    cases, position = page_of(runtime.contacts.debts.cases_of(principal, token), lambda c: str(c["id"]), cursor,
+                              limit)
+    return page_json(cases, position)
 
 
 # -- what the subject asked for --------------------------------------------------------------------
@@ -312,8 +336,8 @@ def set_restriction(token: SubjectToken, body: RestrictionModel, runtime: Runtim
 
 @router.post("/v1/subjects/{token}/objections", responses=PROBLEMS,
              summary="Record or withdraw a GDPR Art. 21 objection to a purpose, on one channel or all")
-def record_objection(token: SubjectToken, body: ObjectionModel, runtime: RuntimeDep,
-                     principal: GdprManager) -> dict[str, Any]:
+def record_objection(token: SubjectToken, body: ObjectionModel, runtime: RuntimeDep, principal: GdprManager,
+                     idempotency: Idempotent) -> dict[str, Any]:  # noqa: ARG001 - see api.idempotency
     state = runtime.contacts.subject_rules.record_objection(principal, token, body.purpose, body.channel,
                                                             request_id=body.request_id, withdraw=body.withdraw)
     return _preferences_json(token, state)

@@ -9,7 +9,6 @@ is verified (409 ``request-state`` otherwise). Every step is a ``gdpr.*`` audit 
 from __future__ import annotations
 
 import tempfile
-from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,10 +20,12 @@ from starlette.background import BackgroundTask
 
 from api.auth import require_action
 from api.deps import RuntimeDep
+from api.idempotency import ApiRoute, Idempotent
 from api.routers.vault import NO_STORE, PROBLEMS, SubjectToken
+from api.schemas import Cursor, Day, Instant, Page, decode_cursor, limit_query, page_json, page_of
 from identity.principal import Principal
 
-router = APIRouter(tags=["gdpr"])
+router = APIRouter(tags=["gdpr"], route_class=ApiRoute)
 
 Manager = Annotated[Principal, Depends(require_action("gdpr.manage"))]
 RequestId = Annotated[str, PathParam(max_length=40, description="Request id (dsr_...)")]
@@ -36,12 +37,12 @@ class NewRequest(BaseModel):
         "subject": "sub_Q2xq0y7Wm4b1Zr8kTgVh3A", "kind": "access", "received_on": "2026-11-20", "channel": "letter"}]})
     subject: str = Field(max_length=64)
     kind: Literal["access", "portability", "erasure", "rectification", "restriction", "objection"]
-    received_on: date = Field(description="The day the request reached the firm: the deadline runs from it")
+    received_on: Day = Field(description="The day the request reached the firm: the deadline runs from it")
     channel: Literal["email", "letter", "portal", "phone", "in_person", "epuap"]
 
 
 class Verification(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"method": "id_document"}]})
     method: Literal["id_document", "known_contact", "bank_transfer", "qualified_signature", "trusted_profile",
                     "video_call", "in_person"]
 
@@ -75,36 +76,41 @@ class ObjectionBody(BaseModel):
 
 
 class Rectification(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "field": "address", "values": ["ul. Długa 5/2, 00-238 Warszawa"]}]})
     field: str = Field(max_length=64, pattern=r"^[a-z][a-z0-9_]{0,62}$")
     values: list[Annotated[str, Field(max_length=10_000)]] = Field(min_length=1, max_length=50)
 
 
 class NewHold(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "subject": "sub_Q2xq0y7Wm4b1Zr8kTgVh3A", "reason": "court_proceedings", "starts_on": "2026-11-20",
+        "case_id": "C-2026-0042"}]})
     subject: str = Field(max_length=64)
     reason: Code
-    starts_on: date
-    ends_on: date | None = None
+    starts_on: Day
+    ends_on: Day | None = None
     case_id: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/\-]{0,63}$")
 
 
 @router.post("/v1/gdpr/requests", status_code=201, responses=PROBLEMS,
              summary="Register a data subject request; answers with its deadline (Art. 12(3), Reg. 1182/71)")
-def receive(body: NewRequest, runtime: RuntimeDep, principal: Manager) -> dict[str, Any]:
+def receive(body: NewRequest, runtime: RuntimeDep, principal: Manager,
+            idempotency: Idempotent) -> dict[str, Any]:  # noqa: ARG001 - see api.idempotency
     return runtime.gdpr.receive(principal, body.subject, body.kind, body.received_on, body.channel)
 
 
-@router.get("/v1/gdpr/requests", responses=PROBLEMS, summary="Requests by deadline: open, overdue, due soon, closed")
+@router.get("/v1/gdpr/requests", response_model=Page, responses=PROBLEMS,
+            summary="Requests by deadline: open, overdue, due soon, closed")
 def list_requests(
     runtime: RuntimeDep, principal: Manager,
     view: Annotated[Literal["open", "overdue", "due_soon", "closed", "all"], Query()] = "open",
     subject: Annotated[str | None, Query(max_length=64)] = None,
-    cursor: Annotated[str | None, Query(max_length=80)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Cursor = None, limit: Annotated[int, limit_query(100, 500)] = 100,
 ) -> dict[str, Any]:
-    items, next_cursor = runtime.gdpr.requests(principal, view=view, subject=subject, cursor=cursor, limit=limit)
-    return {"items": items, "next_cursor": next_cursor}
+    items, position = runtime.gdpr.requests(principal, view=view, subject=subject, cursor=decode_cursor(cursor),
+                                            limit=limit)
+    return page_json(items, position)
 
 
 @router.get("/v1/gdpr/requests/{request_id}", responses=PROBLEMS, summary="One request")
@@ -163,6 +169,7 @@ def rectify(request_id: RequestId, body: Rectification, runtime: RuntimeDep, pri
     response_class=FileResponse,
     summary="Produce the subject's archive for an access or portability request (Art. 15, 20); closes it")
 def export(request_id: RequestId, runtime: RuntimeDep, principal: Manager,
+           idempotency: Idempotent,  # noqa: ARG001 - see api.idempotency
            recordings: Annotated[bool, Query(description="Include the recordings themselves")] = False,
            ) -> FileResponse:
     workdir = Path(tempfile.mkdtemp(prefix="tarcza-export-"))
@@ -188,7 +195,8 @@ def erasure_assessment(token: SubjectToken, runtime: RuntimeDep, principal: Mana
 
 @router.post("/v1/gdpr/holds", status_code=201, responses=PROBLEMS,
              summary="Place a legal hold on a subject: erasure and retention skip it while active")
-def add_hold(body: NewHold, runtime: RuntimeDep, principal: Manager) -> dict[str, Any]:
+def add_hold(body: NewHold, runtime: RuntimeDep, principal: Manager,
+             idempotency: Idempotent) -> dict[str, Any]:  # noqa: ARG001 - see api.idempotency
     return runtime.gdpr.add_hold(principal, body.subject, body.reason, body.starts_on, body.ends_on, body.case_id)
 
 
@@ -198,10 +206,14 @@ def release_hold(hold_id: Annotated[str, PathParam(max_length=40)], runtime: Run
     return runtime.gdpr.release_hold(principal, hold_id)
 
 
-@router.get("/v1/subjects/{token}/holds", responses=PROBLEMS, summary="The subject's legal holds")
+@router.get("/v1/subjects/{token}/holds", response_model=Page, responses=PROBLEMS,
+            summary="The subject's legal holds (by hold id)")
 def subject_holds(token: SubjectToken, runtime: RuntimeDep, principal: Manager,
-                  active: Annotated[bool, Query(description="Only holds not released")] = False) -> dict[str, Any]:
-    return {"items": runtime.gdpr.holds_of(principal, token, active_only=active)}
+                  active: Annotated[bool, Query(description="Only holds not released")] = False,
+                  cursor: Cursor = None, limit: Annotated[int, limit_query(100, 500)] = 100) -> dict[str, Any]:
+    holds, position = page_of(runtime.gdpr.holds_of(principal, token, active_only=active), lambda h: str(h["id"]),
+                              cursor, limit)
+    return page_json(holds, position)
 
 
 @router.post("/v1/gdpr/retention/dry-run", responses=PROBLEMS,
@@ -225,9 +237,9 @@ def retention_run(runtime: RuntimeDep, _principal: Manager) -> dict[str, Any]:
 class BreachQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     actor_id: str = Field(min_length=1, max_length=128, description="The compromised user's or API client's id")
-    since: datetime
-    until: datetime
-    aware_at: datetime = Field(description="When the firm became aware of the breach: the 72-hour clock starts")
+    since: Instant
+    until: Instant
+    aware_at: Instant = Field(description="When the firm became aware of the breach: the 72-hour clock starts")
 
 
 @router.post("/v1/gdpr/breach", responses=PROBLEMS,

@@ -11,21 +11,24 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, timedelta
 from typing import Annotated, Any
 from urllib.parse import unquote
 
-from fastapi import APIRouter, Depends, Form, Query, Request, Response
+from fastapi import APIRouter, Depends, Form, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import PrincipalDep, client_ip, identity_transaction, require_action
 from api.deps import RuntimeDep
+from api.idempotency import ApiRoute, Idempotent
+from api.schemas import Cursor, Instant, InvalidCursorError, Page, decode_cursor, limit_query, page_json, page_of
 from core.errors import InvalidInputError
 from identity.errors import OAuthError
 from identity.principal import Principal
 from policies.review import list_break_glass
 
-router = APIRouter(tags=["identity"])
+router = APIRouter(tags=["identity"], route_class=ApiRoute)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Not authenticated (problem details, WWW-Authenticate)"},
@@ -35,6 +38,8 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     429: {"description": "Too many failed attempts (problem details, Retry-After)"},
 }
 
+UserId = Annotated[str, Path(max_length=36, description="The user's id")]
+ClientId = Annotated[str, Path(max_length=36, description="The API client's id")]
 SelfDep = Annotated[Principal, Depends(require_action("account.self"))]
 IdentityReadDep = Annotated[Principal, Depends(require_action("identity.read"))]
 IdentityManageDep = Annotated[Principal, Depends(require_action("identity.manage"))]
@@ -49,7 +54,8 @@ def _no_store(response: Response) -> None:
 
 
 class LoginRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "username": "anna.kowalska", "password": "correct horse battery staple", "totp_code": "492039"}]})
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
     totp_code: str | None = Field(None, max_length=16, description="6-digit TOTP code (accounts with TOTP)")
@@ -57,7 +63,7 @@ class LoginRequest(BaseModel):
 
 
 class SecondFactorRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"totp_code": "492039"}]})
     totp_code: str | None = Field(None, max_length=16)
     recovery_code: str | None = Field(None, max_length=32)
 
@@ -110,7 +116,8 @@ def me(principal: SelfDep, runtime: RuntimeDep) -> dict[str, Any]:
 
 
 @router.post("/v1/auth/totp/enroll", responses=PROBLEMS, summary="Start TOTP enrolment: otpauth URI and secret")
-def totp_enroll(principal: SelfDep, response: Response, runtime: RuntimeDep) -> dict[str, Any]:
+def totp_enroll(principal: SelfDep, response: Response, runtime: RuntimeDep,
+                idempotency: Idempotent) -> dict[str, Any]:  # noqa: ARG001 - see api.idempotency
     with identity_transaction(runtime) as identity:
         enrolment = identity.factors.begin(identity.users.get(principal.id))
     _no_store(response)
@@ -119,7 +126,8 @@ def totp_enroll(principal: SelfDep, response: Response, runtime: RuntimeDep) -> 
 
 
 @router.get("/v1/auth/totp/qr.png", response_class=Response, responses={
-    **PROBLEMS, 200: {"content": {"image/png": {}}, "description": "QR code of the pending enrolment"}},
+    **PROBLEMS, 200: {"content": {"image/png": {}}, "description": "QR code of the pending enrolment"},
+    404: {"description": "No enrolment is pending (problem details)"}},
     summary="QR code (PNG) of the pending TOTP enrolment")
 def totp_qr(principal: SelfDep, runtime: RuntimeDep) -> Response:
     with identity_transaction(runtime) as identity:
@@ -127,10 +135,10 @@ def totp_qr(principal: SelfDep, runtime: RuntimeDep) -> Response:
     return Response(png, media_type="image/png", headers=NO_STORE)
 
 
-@router.post("/v1/auth/totp/confirm", responses=PROBLEMS,
+@router.post("/v1/auth/totp/confirm", responses={**PROBLEMS, 404: {"description": "No enrolment is pending"}},
              summary="Confirm TOTP with the first code; returns 10 single-use recovery codes, once")
 def totp_confirm(body: ConfirmRequest, request: Request, response: Response, principal: SelfDep,
-                 runtime: RuntimeDep) -> dict[str, Any]:
+                 runtime: RuntimeDep, idempotency: Idempotent) -> dict[str, Any]:  # noqa: ARG001
     with identity_transaction(runtime) as identity:
         codes = identity.auth.confirm_enrolment(principal, body.code, source_ip=client_ip(request))
     _no_store(response)
@@ -186,38 +194,42 @@ def oauth_token(
 
 
 class CreateUserRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "username": "piotr.wisniewski", "password": "Zielony-Parasol-2026", "roles": ["collector"]}]})
     username: str = Field(min_length=3, max_length=64)
     password: str = Field(min_length=1, max_length=1024, description="Initial password (at least 12 characters)")
-    roles: list[str] = Field(min_length=1, max_length=6)
+    roles: list[Annotated[str, Field(max_length=32)]] = Field(min_length=1, max_length=6)
 
 
 class AssignCasesRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    case_ids: list[str] = Field(max_length=10000)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"case_ids": ["C-2026-0042"]}]})
+    case_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(max_length=10000)
 
 
-@router.get("/v1/users", responses=PROBLEMS, summary="List users")
-def list_users(principal: IdentityReadDep, runtime: RuntimeDep) -> dict[str, Any]:  # noqa: ARG001
+@router.get("/v1/users", response_model=Page, responses=PROBLEMS, summary="List users (by id)")
+def list_users(principal: IdentityReadDep, runtime: RuntimeDep,  # noqa: ARG001
+               cursor: Cursor = None, limit: Annotated[int, limit_query(100, 500)] = 100) -> dict[str, Any]:
     with identity_transaction(runtime) as identity:
-        return {"items": [u.to_json() for u in identity.users.list()]}
+        users, position = page_of(identity.users.list(), lambda u: u.id, cursor, limit)
+    return page_json([u.to_json() for u in users], position)
 
 
 @router.post("/v1/users", status_code=201, responses=PROBLEMS, summary="Create a user (who then enrols TOTP)")
-def create_user(body: CreateUserRequest, principal: IdentityManageDep, runtime: RuntimeDep) -> dict[str, Any]:
+def create_user(body: CreateUserRequest, principal: IdentityManageDep, runtime: RuntimeDep,
+                idempotency: Idempotent) -> dict[str, Any]:  # noqa: ARG001 - see api.idempotency
     with identity_transaction(runtime) as identity:
         return identity.users.create(body.username, body.password, body.roles, actor=principal.actor).to_json()
 
 
 @router.post("/v1/users/{user_id}/disable", responses=PROBLEMS, summary="Disable a user and end their sessions")
-def disable_user(user_id: str, principal: IdentityManageDep, runtime: RuntimeDep) -> dict[str, Any]:
+def disable_user(user_id: UserId, principal: IdentityManageDep, runtime: RuntimeDep) -> dict[str, Any]:
     with identity_transaction(runtime) as identity:
         return identity.users.disable(user_id, actor=principal.actor).to_json()
 
 
 @router.post("/v1/users/{user_id}/reset-2fa", responses=PROBLEMS,
              summary="Remove a user's TOTP factor and recovery codes; they enrol again")
-def reset_second_factor(user_id: str, principal: IdentityManageDep, runtime: RuntimeDep) -> dict[str, Any]:
+def reset_second_factor(user_id: UserId, principal: IdentityManageDep, runtime: RuntimeDep) -> dict[str, Any]:
     with identity_transaction(runtime) as identity:
         user = identity.users.get(user_id, for_update=True)
         identity.factors.reset(user, actor=principal.actor)
@@ -226,7 +238,7 @@ def reset_second_factor(user_id: str, principal: IdentityManageDep, runtime: Run
 
 @router.put("/v1/users/{user_id}/cases", responses=PROBLEMS,
             summary="Replace the cases assigned to a user (a field agent sees only these)")
-def assign_cases(user_id: str, body: AssignCasesRequest, principal: IdentityManageDep,
+def assign_cases(user_id: UserId, body: AssignCasesRequest, principal: IdentityManageDep,
                  runtime: RuntimeDep) -> dict[str, Any]:
     with identity_transaction(runtime) as identity:
         return identity.users.assign_cases(user_id, body.case_ids, actor=principal.actor).to_json()
@@ -236,11 +248,15 @@ def assign_cases(user_id: str, body: AssignCasesRequest, principal: IdentityMana
 
 
 class CreateClientRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "name": "crm-windykacja", "scopes": ["contacts:write", "subjects:read"], "purposes": ["debt_collection"],
+        "ip_allowlist": ["10.20.0.0/16"]}]})
     name: str = Field(min_length=1, max_length=100)
-    scopes: list[str] = Field(max_length=20)
-    purposes: list[str] | None = Field(None, max_length=50, description="Allowed purposes; omit for any")
-    ip_allowlist: list[str] | None = Field(None, max_length=100, description="CIDRs; omit for any address")
+    scopes: list[Annotated[str, Field(max_length=64)]] = Field(max_length=20)
+    purposes: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        None, max_length=50, description="Allowed purposes; omit for any")
+    ip_allowlist: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        None, max_length=100, description="CIDRs; omit for any address")
 
 
 class RotateRequest(BaseModel):
@@ -256,16 +272,18 @@ def _check_purposes(runtime: RuntimeDep, purposes: list[str] | None) -> None:
         raise InvalidInputError(f"unknown purpose(s) {', '.join(unknown)}; see policies/authorisation.yaml")
 
 
-@router.get("/v1/clients", responses=PROBLEMS, summary="List API clients")
-def list_clients(principal: IdentityReadDep, runtime: RuntimeDep) -> dict[str, Any]:  # noqa: ARG001
+@router.get("/v1/clients", response_model=Page, responses=PROBLEMS, summary="List API clients (by id)")
+def list_clients(principal: IdentityReadDep, runtime: RuntimeDep,  # noqa: ARG001
+                 cursor: Cursor = None, limit: Annotated[int, limit_query(100, 500)] = 100) -> dict[str, Any]:
     with identity_transaction(runtime) as identity:
-        return {"items": [c.to_json() for c in identity.clients.list()]}
+        clients, position = page_of(identity.clients.list(), lambda c: c.id, cursor, limit)
+        return page_json([c.to_json() for c in clients], position)
 
 
 @router.post("/v1/clients", status_code=201, responses=PROBLEMS,
              summary="Create an API client; the secret is in this response only")
 def create_client(body: CreateClientRequest, response: Response, principal: IdentityManageDep,
-                  runtime: RuntimeDep) -> dict[str, Any]:
+                  runtime: RuntimeDep, idempotency: Idempotent) -> dict[str, Any]:  # noqa: ARG001
     _check_purposes(runtime, body.purposes)
     with identity_transaction(runtime) as identity:
         issued = identity.clients.create(body.name, body.scopes, purposes=body.purposes,
@@ -276,8 +294,8 @@ def create_client(body: CreateClientRequest, response: Response, principal: Iden
 
 @router.post("/v1/clients/{client_id}/rotate", responses=PROBLEMS,
              summary="New client secret; older ones keep working for the overlap period")
-def rotate_client(client_id: str, response: Response, principal: IdentityManageDep, runtime: RuntimeDep,
-                  body: RotateRequest | None = None) -> dict[str, Any]:
+def rotate_client(client_id: ClientId, response: Response, principal: IdentityManageDep, runtime: RuntimeDep,
+                  idempotency: Idempotent, body: RotateRequest | None = None) -> dict[str, Any]:  # noqa: ARG001
     overlap = timedelta(hours=(body or RotateRequest()).overlap_hours)
     with identity_transaction(runtime) as identity:
         issued = identity.clients.rotate(client_id, overlap=overlap, actor=principal.actor)
@@ -287,7 +305,7 @@ def rotate_client(client_id: str, response: Response, principal: IdentityManageD
 
 @router.post("/v1/clients/{client_id}/revoke", responses=PROBLEMS,
              summary="Revoke a client: its secrets and tokens stop working")
-def revoke_client(client_id: str, principal: IdentityManageDep, runtime: RuntimeDep) -> dict[str, Any]:
+def revoke_client(client_id: ClientId, principal: IdentityManageDep, runtime: RuntimeDep) -> dict[str, Any]:
     with identity_transaction(runtime) as identity:
         return identity.clients.revoke(client_id, actor=principal.actor).to_json()
 
@@ -295,12 +313,22 @@ def revoke_client(client_id: str, principal: IdentityManageDep, runtime: Runtime
 # -- review of break-glass accesses ---------------------------------------------------------------------
 
 
-@router.get("/v1/policies/break-glass", responses=PROBLEMS, summary="Break-glass reveals, for review")
+@router.get("/v1/policies/break-glass", response_model=Page, responses=PROBLEMS,
+            summary="Break-glass reveals, for review (oldest first)")
 def break_glass(
     principal: ReviewDep, runtime: RuntimeDep,  # noqa: ARG001
-    since: datetime | None = None, until: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    since: Instant | None = None, until: Instant | None = None,
+    cursor: Cursor = None, limit: Annotated[int, limit_query(100, 1000)] = 100,
 ) -> dict[str, Any]:
     since, until = (None if t is None else t if t.tzinfo else t.replace(tzinfo=UTC) for t in (since, until))
-    items = list_break_glass(runtime.audit, since=since, until=until, limit=limit)
-    return {"items": [i.to_json() for i in items]}
+    start = _index_cursor(cursor)
+    items = list_break_glass(runtime.audit, since=since, until=until, start=start, limit=limit + 1)
+    more = len(items) > limit
+    return page_json([i.to_json() for i in items[:limit]], str(items[limit - 1].index + 1) if more else None)
+
+
+def _index_cursor(cursor: str | None) -> int | None:
+    position = decode_cursor(cursor)
+    if position is not None and not re.fullmatch(r"[0-9]{1,18}", position):
+        raise InvalidCursorError("cursor is not one this server issued")
+    return None if position is None else int(position)

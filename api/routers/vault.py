@@ -17,9 +17,10 @@ purpose in a POST body, and answers holding personal data (masked or not) are se
 ``Cache-Control: no-store``. Request models name fields by catalogue identifier only, so a
 validation error (which never echoes input: api/errors.py) carries no value either.
 
-Idempotency: ``POST /v1/subjects`` with an ``Idempotency-Key`` returns the same token when
-retried with the same body, and 409 for the same key with another body. The vault does not
-say whether a call was a retry, so both answers are 201.
+Idempotency (api/idempotency.py): ``POST /v1/subjects`` with an ``Idempotency-Key`` returns the
+same token when retried with the same body (the vault deduplicates: both answers are 201, the
+retry's marked ``Idempotent-Replayed``), and 422 ``idempotency-key-reuse`` for the same key
+with another body. A recording upload with a key is answered once; a retry gets that answer.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.auth import PrincipalDep, denied, require_action
 from api.deps import RuntimeDep
+from api.errors import UnsupportedMediaTypeError
+from api.idempotency import ApiRoute, IdempotentByService, IdempotentUpload
 from api.runtime import Runtime
 from audit.events import VaultAccessPayload
 from core.errors import InvalidInputError, TarczaError
@@ -47,7 +50,7 @@ from vault.blobs import RecordingTooLargeError
 from vault.service import MAX_BULK_REVEAL, Action
 from vault.tokens import RECORDING_PREFIX, SUBJECT_PREFIX, is_token
 
-router = APIRouter(tags=["vault"])
+router = APIRouter(tags=["vault"], route_class=ApiRoute)
 
 NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -133,7 +136,9 @@ KeyRotator = Annotated[Principal, Depends(require_action("keys.rotate"))]
 
 
 class CreateSubjectRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "kind": "debtor", "fields": {"first_name": "Jan", "last_name": "Nowak", "pesel": "37031162302",
+                                     "phone": ["+48 601 234 567"], "email": "jan.nowak@example.pl"}}]})
     kind: str = Field(max_length=32, description="debtor or third_party")
     fields: dict[FieldName, FieldValue | list[FieldValue]] = Field(
         min_length=1, max_length=64, description="Catalogue field name -> a value, or a list for multi-valued fields")
@@ -145,7 +150,8 @@ class UpdateFieldRequest(BaseModel):
 
 
 class RevealRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "fields": ["first_name", "last_name", "phone"], "purpose": "debt_collection"}]})
     fields: list[FieldName] = Field(min_length=1, max_length=64)
     purpose: Purpose = Field(description="Why: a purpose of policies/authorisation.yaml, e.g. debt_collection")
     justification: str | None = Field(None, min_length=1, max_length=2000,
@@ -153,12 +159,16 @@ class RevealRequest(BaseModel):
 
 
 class BulkRevealRequest(RevealRequest):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "subjects": ["sub_Q2xq0y7Wm4b1Zr8kTgVh3A", "sub_Hk3Lp9Zx0Qw2Ev5Rt7Yu1B"], "fields": ["first_name", "address"],
+        "purpose": "debt_collection"}]})
     subjects: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
         min_length=1, max_length=MAX_BULK_REVEAL, description=f"Subject tokens (1 to {MAX_BULK_REVEAL})")
 
 
 class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "field": "pesel", "value": "37031162302", "purpose": "debt_collection"}]})
     field: FieldName
     value: FieldValue = Field(description="The exact value (normalised as when stored), matched by blind index")
     purpose: Purpose
@@ -166,13 +176,10 @@ class SearchRequest(BaseModel):
 
 @router.post("/v1/subjects", status_code=201, responses=PROBLEMS,
              summary="Create a subject with sealed fields; returns its token")
-def create_subject(
-    body: CreateSubjectRequest, response: Response, runtime: RuntimeDep, principal: Creator,
-    idempotency_key: Annotated[str | None, Header(max_length=200,
-                                                  description="Retrying with the same key returns the same token")]
-    = None,
-) -> dict[str, str]:
-    token = runtime.vault.create_subject(principal, body.kind, body.fields, idempotency_key)
+def create_subject(body: CreateSubjectRequest, response: Response, runtime: RuntimeDep, principal: Creator,
+                   idempotency: IdempotentByService) -> dict[str, str]:
+    key = None if idempotency is None else idempotency.key
+    token = runtime.vault.create_subject(principal, body.kind, body.fields, key)
     response.headers["Location"] = f"/v1/subjects/{token}"
     return {"token": token}
 
@@ -190,7 +197,7 @@ def update_field(
 @router.get("/v1/subjects/{token}", responses=PROBLEMS, summary="The subject's fields, masked for your role")
 def masked_view(
     token: SubjectToken, response: Response, runtime: RuntimeDep, principal: MaskedReader,
-    fields: Annotated[str | None, Query(max_length=2000, pattern=r"^[a-z0-9_,]*$",
+    fields: Annotated[str | None, Query(max_length=2000, pattern=r"^[a-z][a-z0-9_]{0,62}(,[a-z][a-z0-9_]{0,62})*$",
                                         description="Comma-separated field names (default: all)")] = None,
     purpose: Annotated[str | None, Query(max_length=64, description="Optional purpose, for the log")] = None,
 ) -> dict[str, Any]:
@@ -296,12 +303,6 @@ async def _stream_into(request: Request, consume: Callable[[Iterator[bytes]], An
     return await anyio.to_thread.run_sync(consume, body())
 
 
-class UnsupportedMediaTypeError(InvalidInputError):
-    status = 415
-    code = "unsupported-media-type"
-    title = "Unsupported media type"
-
-
 @router.post("/v1/subjects/{token}/recordings", status_code=201, responses={
     **PROBLEMS, 413: {"description": "Larger than TARCZA_MAX_RECORDING_BYTES (problem details)"},
     415: {"description": "A media type not in TARCZA_RECORDING_MEDIA_TYPES (problem details)"}},
@@ -309,6 +310,7 @@ class UnsupportedMediaTypeError(InvalidInputError):
     summary="Upload a recording of the subject; encrypted segment by segment as it streams in")
 async def upload_recording(
     token: SubjectToken, request: Request, runtime: RuntimeDep, principal: Recorder,
+    idempotency: IdempotentUpload,  # noqa: ARG001 - see api.idempotency
     announced: Annotated[bool | None, Query(description="The debtor was told the conversation is recorded "
                                                         "(policy requires true)")] = None,
     duration_ms: Annotated[int | None, Query(ge=0, le=7 * 24 * 3600 * 1000, description=(

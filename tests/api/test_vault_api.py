@@ -197,7 +197,8 @@ class TestVaultFlow:
         assert shown.json()["fields"] == {"last_name": canonical({"last_name": new_name})["last_name"]}
 
     def test_idempotent_create(self, api: Api, fake: Faker) -> None:
-        """A retry with the same Idempotency-Key gets the same token; the key with another body is a 409."""
+        """A retry with the same Idempotency-Key gets the same token; the key with another body is a 422
+        idempotency-key-reuse (api/idempotency.py)."""
         crm = api.system("subjects:write")
         fields = debtor(fake)
         body = {"kind": "debtor", "fields": fields}
@@ -206,8 +207,9 @@ class TestVaultFlow:
         assert (first.status_code, again.status_code) == (201, 201)
         assert first.json()["token"] == again.json()["token"]
         other = {"kind": "debtor", "fields": {**fields, "last_name": fake.last_name()}}
-        assert api.http.post("/v1/subjects", json=other,
-                             headers={**crm, "Idempotency-Key": "crm-41"}).status_code == 409
+        reused = api.http.post("/v1/subjects", json=other, headers={**crm, "Idempotency-Key": "crm-41"})
+        assert reused.status_code == 422
+        assert reused.json()["type"] == "urn:tarcza:problem:idempotency-key-reuse"
 
 
 class TestSubjectLevelRules:
