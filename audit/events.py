@@ -251,6 +251,14 @@ class PolicyLoadedPayload(Payload):
     policies: int = Field(ge=0)
 
 
+class BreakGlassReviewedPayload(Payload):
+    """A break-glass reveal reviewed (by the DPO or an auditor): the log index of its ``vault.access``
+    entry and the verdict. No free text: the reasons belong in the firm's own case file."""
+
+    entry_index: int = Field(ge=0)
+    verdict: Literal["justified", "unjustified"]
+
+
 class CheckpointIssuedPayload(Payload):
     tree_size: int = Field(ge=0)
     root_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -314,6 +322,7 @@ CATALOGUE: dict[str, type[Payload]] = {
     "gdpr.legal_hold_set": GdprPayload,
     "gdpr.legal_hold_released": GdprPayload,
     "policy.loaded": PolicyLoadedPayload,
+    "policy.break_glass_reviewed": BreakGlassReviewedPayload,
     "checkpoint.issued": CheckpointIssuedPayload,
     "operator.note": NotePayload,
 }

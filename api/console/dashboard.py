@@ -13,24 +13,24 @@ from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from api.console import charts
 from api.console.i18n import Translator
 from api.console.state import current_verification, last_verification, retention_summary
-from api.console.web import ConsoleRoute, ConsoleUser, User, language_of, render
+from api.console.web import PREFIX, ConsoleRoute, ConsoleUser, PostedForm, User, language_of, redirect, render
 from api.deps import RuntimeDep
 from api.runtime import Runtime
 from audit.events import Channel
 from audit.repository import EntryFilter
-from policies.review import list_break_glass
+from core.errors import ConflictError, NotFoundError, PermissionDeniedError
+from policies.review import list_break_glass, review_break_glass
 
 router = APIRouter(route_class=ConsoleRoute)
 
 DUE_SOON_DAYS: Final = 7
 DECISION_DAYS: Final = 7
 CHART_DAYS: Final = 14
-BREAK_GLASS_DAYS: Final = 30
 REQUEST_STATUSES: Final = ("received", "verified", "completed", "refused")
 _PAGE: Final = 500
 
@@ -62,15 +62,33 @@ def dashboard_page(request: Request, user: ConsoleUser, runtime: Runtime) -> HTM
         context["denials_chart"] = denials_chart(context["denials"], t)
     if user.can("policies.review"):
         context["panels"].add("break_glass")
-        context["break_glass"] = list_break_glass(runtime.audit, since=now - timedelta(days=BREAK_GLASS_DAYS),
-                                                  limit=100)
+        context["break_glass"] = list_break_glass(runtime.audit, awaiting_only=True, limit=100)
+    notice = request.query_params.get("notice")
     return render(request, "dashboard.html", user=user, now=now, decision_days=DECISION_DAYS,
-                  break_glass_days=BREAK_GLASS_DAYS, **context)
+                  notice=notice if notice in _NOTICES else None, **context)
 
 
 @router.get("/", response_class=HTMLResponse)
 def dashboard(request: Request, user: User, runtime: RuntimeDep) -> HTMLResponse:
     return dashboard_page(request, user, runtime)
+
+
+_NOTICES: Final = frozenset({"break_glass_reviewed", "break_glass_review_failed"})
+
+
+@router.post("/break-glass/{index}/review")
+def review_break_glass_reveal(index: int, user: User, form: PostedForm, runtime: RuntimeDep) -> Response:
+    """The DPO's or an auditor's verdict on a break-glass reveal: an entry of the log, then back to the dashboard."""
+    if not user.can("policies.review"):
+        raise PermissionDeniedError("policies.review refused", rule="role")
+    verdict = form.text("verdict")
+    if verdict not in ("justified", "unjustified") or index < 0:
+        return redirect(f"{PREFIX}/?notice=break_glass_review_failed#panel-break-glass")
+    try:
+        review_break_glass(runtime.audit, user.principal.actor, index, verdict)
+    except (NotFoundError, ConflictError):
+        return redirect(f"{PREFIX}/?notice=break_glass_review_failed#panel-break-glass")
+    return redirect(f"{PREFIX}/?notice=break_glass_reviewed#panel-break-glass")
 
 
 def active_holds(runtime: Runtime, limit: int = 200) -> list[dict[str, Any]]:

@@ -13,20 +13,20 @@ import base64
 import binascii
 import re
 from datetime import UTC, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
-from fastapi import APIRouter, Depends, Form, Path, Request, Response
+from fastapi import APIRouter, Depends, Form, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import PrincipalDep, client_ip, identity_transaction, require_action
+from api.auth import PrincipalDep, client_ip, identity_transaction, require_action, require_user
 from api.deps import RuntimeDep
 from api.idempotency import ApiRoute, Idempotent
 from api.schemas import Cursor, Instant, InvalidCursorError, Page, decode_cursor, limit_query, page_json, page_of
 from core.errors import InvalidInputError
 from identity.errors import OAuthError
 from identity.principal import Principal
-from policies.review import list_break_glass
+from policies.review import list_break_glass, review_break_glass
 
 router = APIRouter(tags=["identity"], route_class=ApiRoute)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -313,18 +313,39 @@ def revoke_client(client_id: ClientId, principal: IdentityManageDep, runtime: Ru
 # -- review of break-glass accesses ---------------------------------------------------------------------
 
 
+class ReviewRequest(BaseModel):
+    """The verdict on one break-glass reveal; the reasons belong in the firm's case file, not here."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"verdict": "justified"}]})
+    verdict: Literal["justified", "unjustified"]
+
+
 @router.get("/v1/policies/break-glass", response_model=Page, responses=PROBLEMS,
-            summary="Break-glass reveals, for review (oldest first)")
+            summary="Break-glass reveals, for review (oldest first), each with its review if it has one")
 def break_glass(
     principal: ReviewDep, runtime: RuntimeDep,  # noqa: ARG001
     since: Instant | None = None, until: Instant | None = None,
+    awaiting: Annotated[bool, Query(description="Only the reveals not reviewed yet")] = False,
     cursor: Cursor = None, limit: Annotated[int, limit_query(100, 1000)] = 100,
 ) -> dict[str, Any]:
     since, until = (None if t is None else t if t.tzinfo else t.replace(tzinfo=UTC) for t in (since, until))
     start = _index_cursor(cursor)
-    items = list_break_glass(runtime.audit, since=since, until=until, start=start, limit=limit + 1)
+    items = list_break_glass(runtime.audit, since=since, until=until, start=start, limit=limit + 1,
+                             awaiting_only=awaiting)
     more = len(items) > limit
     return page_json([i.to_json() for i in items[:limit]], str(items[limit - 1].index + 1) if more else None)
+
+
+@router.post("/v1/policies/break-glass/{index}/review", status_code=201, responses=PROBLEMS,
+             summary="Review a break-glass reveal: the verdict becomes an entry of the audit log")
+def review_break_glass_reveal(
+    index: Annotated[int, Path(ge=0, le=2**62, description="Log index of the reveal's vault.access entry")],
+    body: ReviewRequest, principal: ReviewDep, runtime: RuntimeDep,
+    person: Annotated[Principal, Depends(require_user)],  # noqa: ARG001 - a verdict is a person's, not a system's
+    idempotency: Idempotent,  # noqa: ARG001 - see api.idempotency
+) -> dict[str, Any]:
+    receipt = review_break_glass(runtime.audit, principal.actor, index, body.verdict)
+    return {"reviewed_index": index, "verdict": body.verdict, "review": receipt.to_json()}
 
 
 def _index_cursor(cursor: str | None) -> int | None:

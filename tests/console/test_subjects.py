@@ -177,3 +177,29 @@ class TestHolds:
         officer.goto(f"/console/subjects/{subject.token}")
         assert officer.submit("#holds form.inline button").status == 303
         assert "released" in str(page.text_content("#holds"))
+
+
+class TestBreakGlassReview:
+    def test_the_dpo_reviews_a_break_glass_reveal_from_the_dashboard(self, dpo: Session, console: Console) -> None:
+        """A break-glass reveal waits on the DPO's dashboard until a verdict is given; the verdict is a log entry
+        naming the reveal, and the reveal leaves the list."""
+        import base64
+
+        from audit.events import Actor, ActorKind
+
+        runtime = console.runtime
+        reveal = runtime.audit.record("vault.access", actor=Actor(id="officer-bg", kind=ActorKind.USER),
+                                      subject=console.subjects["reveal"].token, payload={
+                                          "fields": ["pesel"], "purpose": "complaint_handling", "decision": "allow",
+                                          "break_glass": True,
+                                          "justification": base64.urlsafe_b64encode(b"\x00" * 40).decode()}).index
+        page = dpo.page
+        dpo.goto("/console/")
+        assert page.is_visible(f"#review-{reveal}-justified")
+        dpo.shot("dashboard-break-glass")
+        assert dpo.submit(f"#review-{reveal}-justified").status == 303  # back to the dashboard
+        assert page.is_visible(".notice")
+        assert not page.is_visible(f"#review-{reveal}-justified")
+        reviews = [e.event for e in runtime.audit.query(
+            EntryFilter(event_type="policy.break_glass_reviewed"), limit=100).items]
+        assert {"entry_index": reveal, "verdict": "justified"} in [e["payload"] for e in reviews]

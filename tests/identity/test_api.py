@@ -223,3 +223,43 @@ class TestBreakGlassReview:
         assert items[0]["has_justification"] is True
         collector = bearer(session_for(rt, ["collector"], second_factor_at=rt.clock.now()))
         assert client.get("/v1/policies/break-glass", headers=collector).status_code == 403
+
+    def test_a_review_is_a_log_entry_and_clears_the_awaiting_list(self, client: TestClient, rt: Runtime) -> None:
+        """The DPO's verdict on a break-glass reveal is a policy.break_glass_reviewed entry naming it; the reveal
+        leaves ?awaiting=true and carries its review; a second verdict is 409, a plain reveal's index 404, a
+        client (even with audit:read, which may list) 403, and a verdict outside the two 422."""
+        officer = Actor(id="officer-1", kind=ActorKind.USER)
+        sealed = base64.urlsafe_b64encode(b"\x00" * 40).decode()
+        indexes = [rt.audit.record("vault.access", actor=officer, subject="subj_0123456789", payload={
+            "fields": ["pesel"], "purpose": "complaint_handling", "decision": "allow", "break_glass": flag,
+            **({"justification": sealed} if flag else {})}).index for flag in (True, False, True)]
+        dpo = bearer(session_for(rt, ["dpo"], second_factor_at=rt.clock.now()))
+        awaiting = client.get("/v1/policies/break-glass?awaiting=true", headers=dpo).json()["items"]
+        assert [i["index"] for i in awaiting] == [indexes[0], indexes[2]]
+
+        answer = client.post(f"/v1/policies/break-glass/{indexes[0]}/review", headers=dpo,
+                             json={"verdict": "unjustified"})
+        assert answer.status_code == 201, answer.text
+        entry = rt.audit.get(answer.json()["review"]["index"]).event
+        assert entry["type"] == "policy.break_glass_reviewed"
+        assert entry["payload"] == {"entry_index": indexes[0], "verdict": "unjustified"}
+        assert [i["index"] for i in client.get("/v1/policies/break-glass?awaiting=true",
+                                               headers=dpo).json()["items"]] == [indexes[2]]
+        everything = client.get("/v1/policies/break-glass", headers=dpo).json()["items"]
+        assert everything[0]["review"]["verdict"] == "unjustified"
+        assert everything[1]["review"] is None
+
+        assert client.post(f"/v1/policies/break-glass/{indexes[0]}/review", headers=dpo,
+                           json={"verdict": "justified"}).status_code == 409
+        assert client.post(f"/v1/policies/break-glass/{indexes[1]}/review", headers=dpo,
+                           json={"verdict": "justified"}).status_code == 404
+        assert client.post(f"/v1/policies/break-glass/{indexes[2]}/review", headers=dpo,
+                           json={"verdict": "maybe"}).status_code == 422
+        admin = bearer(session_for(rt, ["admin"], second_factor_at=rt.clock.now()))
+        created = client.post("/v1/clients", headers=admin, json={"name": "siem", "scopes": ["audit:read"]}).json()
+        token = client.post("/v1/oauth/token", data={
+            "grant_type": "client_credentials", "client_id": created["client_id"],
+            "client_secret": created["client_secret"]}).json()["access_token"]
+        assert client.get("/v1/policies/break-glass", headers=bearer(token)).status_code == 200
+        assert client.post(f"/v1/policies/break-glass/{indexes[2]}/review", headers=bearer(token),
+                           json={"verdict": "justified"}).status_code == 403
