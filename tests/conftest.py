@@ -105,49 +105,13 @@ def initialised_runtime(settings):  # type: ignore[no-untyped-def]
     rt.close()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(initialised_runtime, cli_env: dict[str, str], tmp_path: Path) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """`tarcza serve` on a free port for the test database; yields its base URL.
+    """`tarcza serve` on a free port for the test database; yields its base URL."""
+    from tests.serving import tarcza_serve
 
-    The server's log goes to a file (a pipe nobody reads would block the server once full).
-    """
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    port = _free_port()
-    log_path = tmp_path / "serve.log"
-    log_file = log_path.open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "api", "serve", "--port", str(port)], env=cli_env,
-                            stdout=subprocess.DEVNULL, stderr=log_file)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=2) as response:  # noqa: S310 - local
-                    if response.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail("server exited: " + log_path.read_text(errors="replace")[-2000:])
-                if time.monotonic() > deadline:
-                    pytest.fail("server did not answer /healthz within 60 s")
-                time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log_file.close()
+    with tarcza_serve(cli_env, tmp_path / "serve.log", timeout=60) as (url, _proc):
+        yield url
 
 
 TEST_PASSWORD = "correct horse battery staple"

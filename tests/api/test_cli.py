@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import pytest
 
 from core import migrate
 from core.db import make_engine
+from tests.serving import free_port
 
 TARCZA = [sys.executable, "-m", "api"]
 
@@ -101,16 +101,10 @@ class TestInformation:
         assert "db.example" in result.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class TestServe:
     def test_serve_initialises_and_answers_healthz(self, tmp_path: Path) -> None:
         """`tarcza serve` on a fresh data directory initialises it and answers /healthz with 200."""
-        port = _free_port()
+        port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("TARCZA_")}
         env.update({"TARCZA_DATA_DIR": str(tmp_path / "var"), "TARCZA_PORT": str(port)})
         proc = subprocess.Popen([*TARCZA, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

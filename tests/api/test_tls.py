@@ -13,7 +13,6 @@ import os
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from audit.repository import EntryFilter
 from core.errors import InvalidInputError
 from core.settings import load_settings
 from identity.clients import certificate_sha256
+from tests.serving import free_port, tarcza_serve
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -102,14 +102,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     )
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass(frozen=True)
 class TlsServer:
     url: str
@@ -129,29 +121,20 @@ def tls_server(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[T
     initialise_runtime(runtime)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TARCZA_")}
     env.update({"TARCZA_DATA_DIR": str(data_dir), "TARCZA_DATABASE_URL": database_url})
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "api", "serve", "--port", str(port),
-                             "--tls-cert", str(pki.server[0]), "--tls-key", str(pki.server[1]),
-                             "--tls-client-ca", str(pki.ca)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"https://127.0.0.1:{port}"
+    args = ["--tls-cert", str(pki.server[0]), "--tls-key", str(pki.server[1]), "--tls-client-ca", str(pki.ca)]
+
+    def ready(url: str) -> bool:
+        try:
+            with pki.client() as client:
+                return bool(client.get(url + "/healthz").status_code == 200)
+        except httpx.TransportError:  # not listening yet
+            return False
+
     try:
-        deadline = time.monotonic() + 60
-        with pki.client() as client:
-            while True:
-                try:
-                    if client.get(url + "/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    if proc.poll() is not None:
-                        pytest.fail("server exited: " + (proc.stderr.read().decode() if proc.stderr else ""))
-                    if time.monotonic() > deadline:
-                        pytest.fail("server did not answer /healthz over TLS within 60 s")
-                    time.sleep(0.2)
-        yield TlsServer(url, runtime, env)
+        with tarcza_serve(env, data_dir.parent / "server.log", args=args, scheme="https", timeout=60,
+                          ready=ready) as (url, _proc):
+            yield TlsServer(url, runtime, env)
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
         runtime.close()
 
 
@@ -244,7 +227,7 @@ class TestCertificateBinding:
 
 class TestServeRefuses:
     def _serve(self, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "api", "serve", "--port", str(_free_port()), *args],
+        return subprocess.run([sys.executable, "-m", "api", "serve", "--port", str(free_port()), *args],
                               env=env, capture_output=True, text=True, check=False, timeout=120)
 
     def test_missing_key_file_is_a_one_line_error(self, tls_server: TlsServer, pki: Pki, tmp_path: Path) -> None:

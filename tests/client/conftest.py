@@ -10,8 +10,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,14 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.serving import tarcza_serve
+
 ALL_SCOPES = ("contacts:write", "subjects:read-masked", "subjects:reveal", "subjects:write", "audit:read",
               "audit:append", "gdpr:manage")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -61,29 +55,8 @@ def running_server(data_dir: Path, database_url: str, **extra_env: str) -> Itera
     """``tarcza serve`` on a free port until the block ends; its log goes to a file beside the data."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     env = server_env(data_dir, database_url, **extra_env)
-    port = free_port()
-    log_path = data_dir.parent / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "api", "serve", "--port", str(port)], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=2) as response:  # noqa: S310 - local
-                    if response.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail("server exited: " + log_path.read_text(errors="replace")[-2000:])
-                if time.monotonic() > deadline:
-                    pytest.fail("server did not answer /healthz within 90 s")
-                time.sleep(0.2)
-        yield Server(url, env, port)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with tarcza_serve(env, data_dir.parent / "server.log") as (url, _proc):
+        yield Server(url, env, int(url.rsplit(":", 1)[1]))
 
 
 @pytest.fixture(scope="module")

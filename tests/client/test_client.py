@@ -38,7 +38,8 @@ from tarcza_client import (
     UnauthorizedError,
     UnprocessableError,
 )
-from tests.client.conftest import ALL_SCOPES, Fault, FlakyProxy, Server, free_port, running_server
+from tests.client.conftest import ALL_SCOPES, Fault, FlakyProxy, Server, running_server
+from tests.serving import free_port
 
 TUESDAY_10 = datetime.fromisoformat("2026-11-17T10:00:00+01:00")  # a Polish working day, 10:00 in Warsaw
 TUESDAY_03 = datetime.fromisoformat("2026-11-17T03:00:00+01:00")  # outside the allowed hours

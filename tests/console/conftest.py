@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +27,8 @@ from typing import Any
 
 import pyotp
 import pytest
+
+from tests.serving import tarcza_serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts" / "console"
@@ -126,12 +126,6 @@ class Console:
         return self._runtime
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _add_person(runtime: Any, person: Person, *, enrol: bool = True) -> None:
     from api.auth import identity_transaction
     from api.cli.identity import operator_actor
@@ -203,32 +197,14 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     data_dir.mkdir(mode=0o700)
     found = Console("", data_dir, f"sqlite:///{data_dir / 'tarcza.db'}")
     _seed(found)
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TARCZA_")}
     env.update(TARCZA_DATA_DIR=str(data_dir), TARCZA_DATABASE_URL=found.database_url)
-    server_log = (data_dir.parent / "server.log").open("wb")  # a file, not a pipe nobody reads: the server logs a lot
-    proc = subprocess.Popen([sys.executable, "-m", "api", "serve", "--port", str(port)], env=env,
-                            stdout=server_log, stderr=subprocess.STDOUT)
-    found.base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(found.base_url + "/healthz", timeout=2) as response:  # noqa: S310
-                    if response.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail("server exited: " + (data_dir.parent / "server.log").read_text()[-4000:])
-                if time.monotonic() > deadline:
-                    pytest.fail("server did not answer /healthz within 60 s")
-                time.sleep(0.2)
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        yield found
+        with tarcza_serve(env, data_dir.parent / "server.log", timeout=60) as (url, _proc):
+            found.base_url = url
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            yield found
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        server_log.close()
         if found._runtime is not None:
             found._runtime.close()
 

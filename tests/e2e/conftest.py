@@ -26,6 +26,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.serving import free_port
+
 READY_TIMEOUT = 60.0  # seconds for a (re)started server to answer /readyz
 CLI_TIMEOUT = 180.0
 
@@ -34,12 +36,6 @@ def tarcza_command() -> list[str]:
     """The installed ``tarcza`` console script of this interpreter's environment (``python -m api`` without one)."""
     script = Path(sys.executable).with_name("tarcza")
     return [str(script)] if script.is_file() else [sys.executable, "-m", "api"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def port_free(port: int) -> bool:

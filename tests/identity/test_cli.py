@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 
 from api.runtime import Runtime
 from audit.repository import EntryFilter
+from tests.serving import free_port
 
 TARCZA = [sys.executable, "-m", "api"]
 PASSWORD = "correct horse battery staple"
@@ -108,12 +108,6 @@ class TestClientCommands:
         assert "unknown purpose" in bad.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class TestLogin:
     def test_login_stores_a_private_session_file(self, cli_env: dict[str, str], oathtool: str,
                                                  tmp_path: Path) -> None:
@@ -122,7 +116,7 @@ class TestLogin:
         ok(run(cli_env, "user", "add", "ola.nowak", "-r", "compliance_officer", "--password-stdin",
                stdin=PASSWORD + "\n"))
         secret = enrol(cli_env, oathtool, "ola.nowak")
-        port = _free_port()
+        port = free_port()
         server = subprocess.Popen([*TARCZA, "serve", "--port", str(port)], env=cli_env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
