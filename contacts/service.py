@@ -319,11 +319,12 @@ class ContactService(Guard):
         entries go to the log as one group, each with its index row in the same transaction, so a
         logged contact is always indexed."""
         out: list[ContactReceipt | TarczaError | None] = [None] * len(contacts)
+        scoped: dict[int, str | None] = {}  # the log's idempotency key of each valid contact
         todo: list[int] = []
         for i, contact in enumerate(contacts):
             try:
                 self._validate(contact)
-                _key(principal, keys[i])
+                scoped[i] = _key(principal, keys[i])
             except TarczaError as exc:
                 out[i] = exc
                 continue
@@ -343,13 +344,13 @@ class ContactService(Guard):
                 out[i] = PermissionDeniedError(f"{RECORD_ACTION} refused by a {decision.rule} rule",
                                                rule=decision.rule)
                 del contexts[i]
-        logged = self.audit.receipts_for_keys([k for i in contexts if (k := _key(principal, keys[i])) is not None])
+        logged = self.audit.receipts_for_keys([k for i in contexts if (k := scoped[i]) is not None])
         sealers = self._sealers([contacts[i] for i in contexts])
         pending: dict[str, list[PastContact]] = {}
         group: list[tuple[AuditEvent, str | None, SideRow | None]] = []
         planned: list[tuple[int, str, list[str], int, Verdict | None]] = []
         for i, context in contexts.items():
-            contact, key = contacts[i], _key(principal, keys[i])
+            contact, key = contacts[i], scoped[i]
             if key is not None and key in logged:
                 try:
                     out[i] = self._answer_earlier(logged[key])

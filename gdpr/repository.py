@@ -63,6 +63,13 @@ def holds_of(conn: Connection, subject: str, *, active_only: bool) -> list[dict[
     return [dict(r) for r in conn.execute(query.order_by(holds.c.created_at, holds.c.id)).mappings()]
 
 
+def active_holds(conn: Connection, limit: int) -> list[dict[str, Any]]:
+    """Holds not released, newest first, at most ``limit``."""
+    query = (select(holds).where(holds.c.released_at.is_(None))
+             .order_by(holds.c.created_at.desc(), holds.c.id.desc()).limit(limit))
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
 def release_hold(conn: Connection, hold_id: str, at: datetime) -> bool:
     changed = conn.execute(update(holds).where(holds.c.id == hold_id, holds.c.released_at.is_(None))
                            .values(released_at=at))

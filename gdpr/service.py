@@ -446,6 +446,12 @@ class GdprService:
         with read_connection(self.engine) as conn:
             return [_hold_json(r) for r in repository.holds_of(conn, subject, active_only=active_only)]
 
+    def active_holds(self, principal: Principal, limit: int = 200) -> list[dict[str, Any]]:
+        """Legal holds not released, of every subject, newest first (the console's dashboard)."""
+        self._require(principal)
+        with read_connection(self.engine) as conn:
+            return [_hold_json(r) for r in repository.active_holds(conn, limit)]
+
     # -- helpers -------------------------------------------------------------------------------
 
     def _assessment(self, subject: str) -> ErasureAssessment:

@@ -429,13 +429,11 @@ class VaultService:
         that carries the scrubbed note is the record. Callers outside the contacts and GDPR
         services must use :meth:`reveal`.
         """
-        names = self.sealer.check_names(known_fields)
-        with read_connection(self.engine) as conn:
-            subject = self._active(token, conn)
-            data_key = self.keys.get(conn, token, subject.dek_version)
-            rows = repository.select_fields(conn, token, names) if names else []
-        known = self.sealer.open(token, data_key, rows) if rows else {}
-        return EventSealer(token, data_key, subject.dek_version, self.sealer, known)
+        sealer = self.event_sealers([token], known_fields).get(token)
+        if sealer is None:
+            self._active(token)  # an unknown or shredded subject: its own error
+            raise VaultDecryptError()  # the key is gone or does not unwrap (logged by the key store)
+        return sealer
 
     def event_sealers(self, tokens: Sequence[str], known_fields: Sequence[str] = ()) -> dict[str, EventSealer]:
         """:meth:`event_sealer` for many subjects at once (subjects, keys and known values each read in

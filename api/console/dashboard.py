@@ -22,7 +22,6 @@ from api.console.web import PREFIX, ConsoleRoute, ConsoleUser, PostedForm, User,
 from api.deps import RuntimeDep
 from api.runtime import Runtime
 from audit.events import Channel
-from audit.repository import EntryFilter
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError
 from policies.review import list_break_glass, review_break_glass
 
@@ -47,7 +46,7 @@ def dashboard_page(request: Request, user: ConsoleUser, runtime: Runtime) -> HTM
                 item["days_left"] <= DUE_SOON_DAYS)
         context["requests"] = items
         context["retention_at"], context["retention"] = retention_summary(runtime)
-        context["holds"] = active_holds(runtime)
+        context["holds"] = runtime.gdpr.active_holds(user.principal)
         context["requests_chart"] = requests_chart(runtime, user, t)
     if user.can("audit.read"):
         context["panels"] |= {"decisions", "log"}
@@ -89,31 +88,6 @@ def review_break_glass_reveal(index: int, user: User, form: PostedForm, runtime:
     except (NotFoundError, ConflictError):
         return redirect(f"{PREFIX}/?notice=break_glass_review_failed#panel-break-glass")
     return redirect(f"{PREFIX}/?notice=break_glass_reviewed#panel-break-glass")
-
-
-def active_holds(runtime: Runtime, limit: int = 200) -> list[dict[str, Any]]:
-    """Legal holds not released, from their ``gdpr.legal_hold_set`` and ``..._released`` log entries."""
-    released = {str(e.event["payload"].get("request_id")) for e in _entries(runtime, "gdpr.legal_hold_released")}
-    out: list[dict[str, Any]] = []
-    for entry in _entries(runtime, "gdpr.legal_hold_set"):
-        payload = entry.event["payload"]
-        hold_id = str(payload.get("request_id"))
-        if hold_id not in released:
-            out.append({"id": hold_id, "subject": entry.event.get("subject"), "reason": payload.get("reason"),
-                        "ends_on": str(payload["due"])[:10] if payload.get("due") else None,
-                        "set_at": entry.event["time"], "log_index": entry.index})
-    return out[-limit:][::-1]
-
-
-def _entries(runtime: Runtime, event_type: str) -> list[Any]:
-    out: list[Any] = []
-    cursor: str | None = None
-    while True:
-        page = runtime.audit.query(EntryFilter(event_type=event_type), cursor=cursor, limit=_PAGE)
-        out += page.items
-        if page.next_cursor is None:
-            return out
-        cursor = page.next_cursor
 
 
 # -- charts ---------------------------------------------------------------------------------------------
