@@ -11,7 +11,11 @@ their index: an acknowledged entry is durable.
 Invariants: indexes are a gap-free total order; an entry, the nodes it completes and its
 side rows (:class:`SideRow`, e.g. a contact's index row) are in the same transaction; a
 failed batch acknowledges nobody (callers may retry, and their idempotency keys make the
-retry safe).
+retry safe). A side row with a ``guard`` (a unique key of its table ending in a number, such as a
+subject's next contact number) is an optimistic lock: an entry whose guard is taken, in the
+table or earlier in the batch, is refused with :class:`StaleDecisionError`, and so is every
+later guarded entry of the batch on the same prefix once one of them was not newly appended
+(a chain never lands after a hole); their callers decide again on fresh data.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, insert
+from sqlalchemy import Connection, Engine, Table, insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from audit import merkle, repository
@@ -47,6 +51,18 @@ class SideRow:
     table: Table
     values: dict[str, Any]
     index_column: str = "log_index"
+    guard: tuple[str, ...] = ()
+    """Columns of a unique key of ``table`` (in ``values``), the last a number the caller took as
+    the next one after what it read (a subject's next contact number). Taken already, or earlier
+    in the batch, the entry is refused with :class:`StaleDecisionError` (see the module docs)."""
+
+    def guard_key(self) -> tuple[Any, ...] | None:
+        return tuple(self.values[c] for c in self.guard) if self.guard else None
+
+
+class StaleDecisionError(ConflictError):
+    """The entry was decided on data that changed before it could be committed (its side row's
+    guard was taken); nothing of it was written. Decide again on fresh data and append again."""
 
 
 @dataclass(frozen=True)
@@ -277,11 +293,14 @@ def _plan(conn: Connection, batch: Sequence[PreparedEntry], size: int) -> tuple[
     keys = [p.idempotency_key for p in batch if p.idempotency_key]
     existing = repository.find_idempotent(conn, keys) if keys else {}
     taken_ids = repository.taken_event_ids(conn, [p.event.id for p in batch])
+    taken_guards = _taken_guards(conn, batch)
+    broken: set[tuple[Any, ...]] = set()  # guard prefixes whose chain has an entry that is not new
     plan: _Plan = []
     accepted: list[PreparedEntry] = []
     in_batch: dict[str, tuple[PreparedEntry, int]] = {}
     for p in batch:
         key = p.idempotency_key
+        guard = _guard_of(p)
         if key and key in existing:
             stored = existing[key]
             if stored.request_hash != p.request_hash:
@@ -294,17 +313,50 @@ def _plan(conn: Connection, batch: Sequence[PreparedEntry], size: int) -> tuple[
                 plan.append(("refused", _idempotency_conflict(key)))
             else:
                 plan.append(("again", index))
+        elif guard is not None and (guard in taken_guards or guard[:-1] in broken):
+            plan.append(("refused", StaleDecisionError(
+                "the data this entry was decided on changed before it was committed; decide again")))
         elif p.event.id in taken_ids:
             plan.append(("refused", ConflictError(f"event id {p.event.id} is already in the log",
                                                   event_id=p.event.id)))
         else:
             taken_ids.add(p.event.id)
+            if guard is not None:
+                taken_guards.add(guard)
             index = size + len(accepted)
             if key:
                 in_batch[key] = (p, index)
             plan.append(("new", index))
             accepted.append(p)
+        if guard is not None and plan[-1][0] != "new":
+            # Its number stays free: a later number of the chain must not land after a hole.
+            broken.add(guard[:-1])
     return plan, accepted
+
+
+def _guard_of(p: PreparedEntry) -> tuple[Any, ...] | None:
+    """The entry's guard, with its table's name first (guards of two tables never meet)."""
+    if p.side is None or not p.side.guard:
+        return None
+    key = p.side.guard_key()
+    return None if key is None else (p.side.table.name, *key)
+
+
+def _taken_guards(conn: Connection, batch: Sequence[PreparedEntry]) -> set[tuple[Any, ...]]:
+    """The guards of ``batch`` already in their tables."""
+    wanted: dict[tuple[str, tuple[str, ...]], tuple[Table, list[tuple[Any, ...]]]] = {}
+    for p in batch:
+        if p.side is not None and p.side.guard:
+            key = p.side.guard_key()
+            assert key is not None  # noqa: S101 - a guard names columns
+            wanted.setdefault((p.side.table.name, p.side.guard), (p.side.table, []))[1].append(key)
+    taken: set[tuple[Any, ...]] = set()
+    for (name, columns), (table, keys) in wanted.items():
+        cols = [table.c[c] for c in columns]
+        for i in range(0, len(keys), 400):
+            for row in conn.execute(select(*cols).where(tuple_(*cols).in_(keys[i:i + 400]))):
+                taken.add((name, *row))
+    return taken
 
 
 def _insert_side_rows(conn: Connection, size: int, accepted: Sequence[PreparedEntry]) -> None:

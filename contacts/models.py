@@ -112,9 +112,13 @@ class ContactEvent(Base):
     recording_id: Mapped[str | None] = mapped_column(String(64))
     log_index: Mapped[int] = mapped_column(BigInteger)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # 1, 2, 3... per subject, taken in the log entry's transaction (NULL: indexed before 0009 or
+    # rebuilt from the log); unique, so two contacts decided on one history cannot both land.
+    subject_seq: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         CheckConstraint("decision IN ('allow', 'flag', 'refuse')", name="decision"),
+        Index("uq_contact_events_subject_seq", "subject_token", "subject_seq", unique=True),
         Index("ix_contact_events_subject_time", "subject_token", "occurred_at"),
         Index("ix_contact_events_decision_time", "decision", "recorded_at"),
     )

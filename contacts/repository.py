@@ -179,6 +179,17 @@ def get_event(conn: Connection, event_id: str) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
 
+def subject_heads(conn: Connection, tokens: Sequence[str]) -> dict[str, int]:
+    """Each subject's highest contact number (``subject_seq``), 0 for none: its next contact takes the next."""
+    out = dict.fromkeys(tokens, 0)
+    for chunk in _chunks(list(tokens)):
+        rows = conn.execute(select(events.c.subject_token, func.max(events.c.subject_seq))
+                            .where(events.c.subject_token.in_(chunk)).group_by(events.c.subject_token))
+        for token, head in rows:
+            out[str(token)] = int(head or 0)
+    return out
+
+
 def recent_events_of(conn: Connection, since: dict[str, datetime]) -> dict[str, list[dict[str, Any]]]:
     """:func:`recent_events` of many subjects at once (each from its own ``since``), by token."""
     out: dict[str, list[dict[str, Any]]] = {s: [] for s in since}

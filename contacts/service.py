@@ -18,7 +18,11 @@ Recording a contact (DESIGN.md, flow 1):
    note and the note as written are sealed under the subject's key, as is a visit's GPS
    position;
 5. the event is appended to the audit log (the idempotency key makes a retry return the
-   first receipt), then indexed in ``contact_events`` for the firewall and the console.
+   first receipt), its ``contact_events`` index row (for the firewall and the console) in
+   the same transaction. The row takes the subject's next contact number, guarded by a
+   unique index: a contact decided on a history another contact changed meanwhile is
+   refused by the log and decided again (ADR 0013), so concurrent contacts cannot pass a
+   cap or a cooldown twice.
 
 The order is the vault's: the entry first, then the effect. Services never commit; every
 write runs in its own short transaction (see :mod:`vault.service` for why).
@@ -45,7 +49,7 @@ from audit.events import (
     format_time,
     sealed_b64,
 )
-from audit.sequencer import Receipt, SideRow
+from audit.sequencer import Receipt, SideRow, StaleDecisionError
 from audit.service import AuditLog
 from contacts import repository
 from contacts.common import (
@@ -95,6 +99,7 @@ __all__ = [
 log = get_logger(__name__)
 
 HISTORY_LIMIT: Final = 500
+MAX_DECISION_ROUNDS: Final = 50  # decided again at most this often when other contacts keep landing first
 MAX_NOTE_LENGTH: Final = 20_000
 KNOWN_VALUE_FIELDS: Final = ("first_name", "last_name", "address", "employer")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/\-]{0,63}")
@@ -199,6 +204,7 @@ class _Context:
     subject: SubjectState
     debt: DebtInfo | None
     history: ContactHistory
+    head: int = 0  # the subject's highest contact number when the history was read
 
 
 class ContactService(Guard):
@@ -243,7 +249,8 @@ class ContactService(Guard):
         with read_connection(self.engine) as conn:
             status = self.vault.subject_statuses(list(since), conn)
             live = [token for token in since if status.get(token) == "active"]
-            case_ids = repository.case_ids_of(conn, live)
+            heads = repository.subject_heads(conn, live)  # before the history: a contact in between only
+            case_ids = repository.case_ids_of(conn, live)  # makes ours stale (decided again), never unseen
             rules = repository.subject_rules_of(conn, live)
             objections = repository.active_objections_of(conn, live)
             recent = repository.recent_events_of(conn, {token: since[token] for token in live})
@@ -276,7 +283,7 @@ class ContactService(Guard):
                 continue
             state = states[token]
             resource = Resource("subject", token, case_ids=case_ids[token], restricted=state.restricted)
-            out.append(_Context(resource, state, debt, ContactHistory(contacts=histories[token])))
+            out.append(_Context(resource, state, debt, ContactHistory(contacts=histories[token]), heads[token]))
         return out
 
     def _evaluate(self, contact: ContactRecord, context: _Context) -> Verdict:
@@ -313,6 +320,22 @@ class ContactService(Guard):
 
     def _record_all(self, principal: Principal, contacts: Sequence[ContactRecord],
                     keys: Sequence[str | None]) -> list[ContactReceipt | TarczaError]:
+        """:meth:`_record_once`, deciding again the contacts whose subject got another contact while they
+        were decided (the log refused them as stale: see ``subject_seq`` in :mod:`contacts.models`), with
+        the history that now includes it. Each round records at least one of the racing contacts."""
+        out = self._record_once(principal, contacts, keys)
+        for _ in range(MAX_DECISION_ROUNDS):
+            stale = [i for i, r in enumerate(out) if isinstance(r, StaleDecisionError)]
+            if not stale:
+                return out
+            again = self._record_once(principal, [contacts[i] for i in stale], [keys[i] for i in stale])
+            for i, result in zip(stale, again, strict=True):
+                out[i] = result
+        return [ConflictError("too many contacts with this subject at once; retry") if isinstance(r, StaleDecisionError)
+                else r for r in out]
+
+    def _record_once(self, principal: Principal, contacts: Sequence[ContactRecord],
+                     keys: Sequence[str | None]) -> list[ContactReceipt | TarczaError]:
         """The one recording path. Each contact: validated, its subject read (once per subject) and the
         decision asked (in one call); a retried key answered from the log; then, in order, the firewall
         (with the batch's earlier contacts in the history), the note scrubbed and sealed. All the
@@ -347,6 +370,7 @@ class ContactService(Guard):
         logged = self.audit.receipts_for_keys([k for i in contexts if (k := scoped[i]) is not None])
         sealers = self._sealers([contacts[i] for i in contexts])
         pending: dict[str, list[PastContact]] = {}
+        numbers: dict[str, int] = {}  # each subject's last contact number taken in this call
         group: list[tuple[AuditEvent, str | None, SideRow | None]] = []
         planned: list[tuple[int, str, list[str], int, Verdict | None]] = []
         for i, context in contexts.items():
@@ -383,12 +407,14 @@ class ContactService(Guard):
                                            conversation=contact.conversation if contact.outcome is not None
                                            else False))
             outcome = "refuse" if refusing else ("flag" if rules else "allow")
-            group.append((event, key, SideRow(repository.events, _index_row(event.id, event_type, contact, outcome,
-                                                                            rules, now))))
+            number = numbers[contact.subject] = numbers.get(contact.subject, context.head) + 1
+            row = _index_row(event.id, event_type, contact, outcome, rules, now)
+            group.append((event, key, SideRow(repository.events, {**row, "subject_seq": number},
+                                              guard=("subject_token", "subject_seq"))))
             planned.append((i, event_type, rules, found, verdict if refusing else None))
         results = self.audit.append_group(group) if group else []
         for (i, event_type, rules, found, refused), result in zip(planned, results, strict=True):
-            if isinstance(result, Exception):
+            if isinstance(result, Exception):  # StaleDecisionError included: _record_all decides it again
                 out[i] = result if isinstance(result, TarczaError) else ConflictError("the log refused this entry")
             elif refused is not None:
                 log.info("contact_refused", subject=contacts[i].subject, rules=rules)
