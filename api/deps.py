@@ -13,16 +13,16 @@ from api.runtime import Runtime
 from core.settings import Settings
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
+async def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
     return runtime.settings
 
 
-def get_engine(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Engine:
+async def get_engine(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Engine:
     return runtime.engine
 
 

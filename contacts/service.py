@@ -33,7 +33,9 @@ from __future__ import annotations
 import base64
 import re
 import threading
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Final, Literal
@@ -99,6 +101,7 @@ __all__ = [
 log = get_logger(__name__)
 
 HISTORY_LIMIT: Final = 500
+SUBJECT_LOCK_STRIPES: Final = 1024
 MAX_DECISION_ROUNDS: Final = 50  # decided again at most this often when other contacts keep landing first
 MAX_NOTE_LENGTH: Final = 20_000
 KNOWN_VALUE_FIELDS: Final = ("first_name", "last_name", "address", "employer")
@@ -207,6 +210,28 @@ class _Context:
     head: int = 0  # the subject's highest contact number when the history was read
 
 
+class _StripedLocks:
+    """Locks of subjects in one process: each subject hashes onto one of ``count`` locks, taken in
+    index order (so two holders of several never wait on each other in a circle)."""
+
+    def __init__(self, count: int) -> None:
+        self._locks = [threading.Lock() for _ in range(count)]
+
+    @contextmanager
+    def holding(self, subjects: Iterable[str]) -> Iterator[None]:
+        stripes = sorted({zlib.crc32(s.encode("utf-8", "replace")) % len(self._locks) for s in subjects})
+        taken: list[threading.Lock] = []
+        try:
+            for stripe in stripes:
+                lock = self._locks[stripe]
+                lock.acquire()
+                taken.append(lock)
+            yield
+        finally:
+            for lock in reversed(taken):
+                lock.release()
+
+
 class ContactService(Guard):
     """The collection evidence ledger and the contact-policy firewall in front of it."""
 
@@ -221,6 +246,7 @@ class ContactService(Guard):
         self._detector_factory = detector
         self._detector: Any = None
         self._detector_lock = threading.Lock()
+        self._subject_locks = _StripedLocks(SUBJECT_LOCK_STRIPES)
 
     # -- the firewall --------------------------------------------------------------------------
 
@@ -336,6 +362,14 @@ class ContactService(Guard):
 
     def _record_once(self, principal: Principal, contacts: Sequence[ContactRecord],
                      keys: Sequence[str | None]) -> list[ContactReceipt | TarczaError]:
+        """:meth:`_record_unlocked` holding this process's locks of the contacts' subjects, from reading
+        their history to appending: recordings in one process wait for each other instead of losing the
+        race in the log and deciding again (the log's guard still serialises other processes)."""
+        with self._subject_locks.holding(c.subject for c in contacts if isinstance(c.subject, str)):
+            return self._record_unlocked(principal, contacts, keys)
+
+    def _record_unlocked(self, principal: Principal, contacts: Sequence[ContactRecord],
+                         keys: Sequence[str | None]) -> list[ContactReceipt | TarczaError]:
         """The one recording path. Each contact: validated, its subject read (once per subject) and the
         decision asked (in one call); a retried key answered from the log; then, in order, the firewall
         (with the batch's earlier contacts in the history), the note scrubbed and sealed. All the

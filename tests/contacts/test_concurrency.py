@@ -108,3 +108,22 @@ def test_concurrent_batches_and_singles_share_one_history(initialised_runtime: R
         page = runtime.audit.query(EntryFilter(subject=token), limit=100)
         recorded = [item for item in page.items if item.event["type"] == "contact.attempted"]
         assert len(recorded) == CAP, token
+
+
+def test_two_servers_on_one_database_share_the_cap(initialised_runtime: Runtime, fake: Faker) -> None:
+    """Two runtimes on one database (two server processes: separate locks, sequencers and pools) race
+    calls on one debt: the log's guard refuses the stale ones, they are decided again, and three land."""
+    first = initialised_runtime
+    second = Runtime(first.settings)
+    try:
+        token, debt_id = _debtor(first, fake, 9)
+        jobs: list[Callable[[], object]] = [
+            (lambda rt=rt: rt.contacts.record(DIALER, _call(token, debt_id, outcome="no_answer")))
+            for rt in [first, second] * (THREADS // 2)]
+        results = _at_once(jobs)
+        assert [r for r in results if isinstance(r, Exception) and not isinstance(r, ContactRefusedError)] == []
+        assert len([r for r in results if isinstance(r, ContactRefusedError)]) == THREADS - CAP
+        page = first.audit.query(EntryFilter(subject=token), limit=100)
+        assert len([i for i in page.items if i.event["type"] == "contact.attempted"]) == CAP
+    finally:
+        second.close()
