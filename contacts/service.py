@@ -275,8 +275,10 @@ class ContactService(Guard):
         with read_connection(self.engine) as conn:
             status = self.vault.subject_statuses(list(since), conn)
             live = [token for token in since if status.get(token) == "active"]
-            heads = repository.subject_heads(conn, live)  # before the history: a contact in between only
-            case_ids = repository.case_ids_of(conn, live)  # makes ours stale (decided again), never unseen
+            # The heads before the history: a contact landing in between makes ours stale (decided
+            # again), it never goes unseen.
+            heads = repository.subject_heads(conn, live)
+            case_ids = repository.case_ids_of(conn, live)
             rules = repository.subject_rules_of(conn, live)
             objections = repository.active_objections_of(conn, live)
             recent = repository.recent_events_of(conn, {token: since[token] for token in live})
@@ -348,7 +350,8 @@ class ContactService(Guard):
                     keys: Sequence[str | None]) -> list[ContactReceipt | TarczaError]:
         """:meth:`_record_once`, deciding again the contacts whose subject got another contact while they
         were decided (the log refused them as stale: see ``subject_seq`` in :mod:`contacts.models`), with
-        the history that now includes it. Each round records at least one of the racing contacts."""
+        the history that now includes it. A round is lost only to a contact that landed, so racing
+        contacts all land within as many rounds as there are racers (at most MAX_DECISION_ROUNDS)."""
         out = self._record_once(principal, contacts, keys)
         for _ in range(MAX_DECISION_ROUNDS):
             stale = [i for i, r in enumerate(out) if isinstance(r, StaleDecisionError)]
