@@ -24,8 +24,11 @@ Format ``tarcza-audit-export/v1`` (hashes base64 unless a name says ``sha256``, 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import tarfile
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -115,6 +118,19 @@ def export_log(log: AuditLog, out_dir: Path, flt: EntryFilter, *, progress: Prog
     digest = hashlib.sha256(manifest_text.encode("utf-8")).hexdigest()
     _write_durably(out_dir / "manifest.sig", log.signer.sign_note(manifest_statement(digest)))
     return ExportSummary(str(out_dir), len(indexes), size, b64(checkpoint.root_hash), log.origin, layout)
+
+
+def export_archive(log: AuditLog, flt: EntryFilter) -> tuple[io.BytesIO, str]:
+    """:func:`export_log` packed in memory as a ``.tar.gz`` (one folder, ``audit-export``), for a
+    download: the archive, rewound, and its file name (``audit-export-<tree size>.tar.gz``)."""
+    with tempfile.TemporaryDirectory(prefix="tarcza-export-") as tmp:
+        out = Path(tmp) / "audit-export"
+        summary = export_log(log, out, flt)
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            tar.add(out, arcname="audit-export")
+    buffer.seek(0)
+    return buffer, f"audit-export-{summary.tree_size}.tar.gz"
 
 
 def _write_range(conn: Connection, out_dir: Path, start: int, end: int, size: int) -> None:

@@ -15,13 +15,9 @@ every few seconds when script is off.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import re
-import tarfile
-import tempfile
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlencode
 
@@ -216,20 +212,13 @@ def export(request: Request, user: User, form: PostedForm, runtime: RuntimeDep) 
         errors["from_index"] = "audit.export_needs_filter"
     if errors:
         return _export_page(request, user, errors=errors, values=values, status=422)
-    from audit.export import export_log
+    from audit.export import export_archive
 
     try:
-        with tempfile.TemporaryDirectory(prefix="tarcza-console-audit-") as tmp:
-            out = Path(tmp) / "audit-export"
-            summary = export_log(runtime.audit, out, flt)
-            buffer = io.BytesIO()
-            with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-                tar.add(out, arcname="audit-export")
+        buffer, name = export_archive(runtime.audit, flt)
     except (InvalidInputError, NotFoundError, AuditError) as exc:
         errors["form"] = "audit.export_failed"
         return _export_page(request, user, errors=errors, values={**values, "detail": exc.detail}, status=422)
-    buffer.seek(0)
-    name = f"audit-export-{summary.tree_size}.tar.gz"
     return StreamingResponse(buffer, media_type="application/gzip",
                              headers={**NO_STORE, "Content-Disposition": f'attachment; filename="{name}"'})
 

@@ -11,7 +11,6 @@ the principal, is stored with the entry): a retry answers 200 with the first rec
 
 from __future__ import annotations
 
-import io
 import tarfile
 import tempfile
 from pathlib import Path
@@ -149,18 +148,11 @@ def export(
     runtime: RuntimeDep, _: Exporter, subject: Subject = None, type: EventType = None, actor: ActorId = None,
     since: Instant | None = None, until: Instant | None = None, from_index: Index = None, to_index: Index = None,
 ) -> StreamingResponse:
-    from audit.export import export_log
+    from audit.export import export_archive
 
     flt = EntryFilter(subject=subject, event_type=type, actor=actor, since=since, until=until, start=from_index,
                       end=None if to_index is None else to_index + 1)
-    with tempfile.TemporaryDirectory(prefix="tarcza-export-") as tmp:
-        out = Path(tmp) / "audit-export"
-        summary = export_log(runtime.audit, out, flt)
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-            tar.add(out, arcname="audit-export")
-    buffer.seek(0)
-    name = f"audit-export-{summary.tree_size}.tar.gz"
+    buffer, name = export_archive(runtime.audit, flt)
     return StreamingResponse(buffer, media_type="application/gzip",
                              headers={"Content-Disposition": f'attachment; filename="{name}"'})
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,8 @@ from audit.events import Actor, ActorKind
 from core.settings import load_settings
 from identity.principal import Role
 from identity.scopes import SCOPES
-from identity.testing import add_client_token, add_session, add_user
 from tests.api.test_authorisation_matrix import load_matrix
+from tests.headers import client_headers, person_headers
 
 PROBLEM = "application/problem+json"
 SEED = 20261125
@@ -50,16 +49,10 @@ class World:
     callers: list[dict[str, str]] = field(default_factory=list)
 
     def person(self, *roles: str) -> dict[str, str]:
-        now = self.runtime.clock.now()
-        with self.runtime.sessions.begin() as session:
-            user = add_user(session, roles=roles, now=now)
-            token = add_session(session, user, now=now, second_factor_at=now - timedelta(minutes=1))
-        return {"Authorization": f"Bearer {token}"}
+        return person_headers(self.runtime, *roles)
 
     def system(self, *scopes: str) -> dict[str, str]:
-        with self.runtime.sessions.begin() as session:
-            token = add_client_token(session, scopes=scopes, now=self.runtime.clock.now())
-        return {"Authorization": f"Bearer {token}"}
+        return client_headers(self.runtime, *scopes)
 
 
 @pytest.fixture(scope="module")

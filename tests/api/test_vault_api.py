@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from api.app import create_app
 from api.routers.vault import RangeNotSatisfiableError, byte_range
 from api.runtime import Runtime
 from audit.repository import EntryFilter
-from identity.testing import add_client_token, add_session, add_user
+from tests.headers import client_headers, person_headers
 from vault.fields import load_catalogue
 from vault.validators import normalise
 
@@ -35,18 +34,11 @@ class Api:
 
     def person(self, *roles: str, second_factor_minutes_ago: float | None = 1) -> dict[str, str]:
         """Headers of a user with ``roles`` whose second factor was verified that many minutes ago."""
-        now = self.runtime.clock.now()
-        verified = None if second_factor_minutes_ago is None else now - timedelta(minutes=second_factor_minutes_ago)
-        with self.runtime.sessions.begin() as session:
-            user = add_user(session, roles=roles, now=now)
-            token = add_session(session, user, now=now, second_factor_at=verified)
-        return {"Authorization": f"Bearer {token}"}
+        return person_headers(self.runtime, *roles, second_factor_minutes_ago=second_factor_minutes_ago)
 
     def system(self, *scopes: str) -> dict[str, str]:
         """Headers of an API client holding ``scopes``."""
-        with self.runtime.sessions.begin() as session:
-            token = add_client_token(session, scopes=scopes, now=self.runtime.clock.now())
-        return {"Authorization": f"Bearer {token}"}
+        return client_headers(self.runtime, *scopes)
 
     def access_entries(self, token: str) -> list[dict[str, Any]]:
         """The ``vault.access`` events of the audit log about ``token``, oldest first."""

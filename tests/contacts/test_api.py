@@ -9,7 +9,7 @@ import hashlib
 import io
 import wave
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ from sqlalchemy import text
 from api.app import create_app
 from api.runtime import Runtime
 from audit.repository import EntryFilter
-from identity.testing import add_client_token, add_session, add_user
+from tests.headers import client_headers, person_headers
 
 SEED = 20261123
 TUESDAY_10 = "2026-11-17T10:00:00+01:00"  # a working day in Europe/Warsaw
@@ -35,16 +35,10 @@ class Api:
     runtime: Runtime
 
     def person(self, *roles: str, cases: tuple[str, ...] = (), minutes_ago: float = 1) -> dict[str, str]:
-        now = self.runtime.clock.now()
-        with self.runtime.sessions.begin() as session:
-            user = add_user(session, roles=roles, now=now, assigned_cases=cases)
-            token = add_session(session, user, now=now, second_factor_at=now - timedelta(minutes=minutes_ago))
-        return {"Authorization": f"Bearer {token}"}
+        return person_headers(self.runtime, *roles, cases=cases, second_factor_minutes_ago=minutes_ago)
 
     def system(self, *scopes: str) -> dict[str, str]:
-        with self.runtime.sessions.begin() as session:
-            token = add_client_token(session, scopes=scopes, now=self.runtime.clock.now())
-        return {"Authorization": f"Bearer {token}"}
+        return client_headers(self.runtime, *scopes)
 
     def events(self, subject: str, event_type: str | None = None) -> list[dict[str, Any]]:
         page = self.runtime.audit.query(EntryFilter(subject=subject, event_type=event_type), limit=1000)

@@ -21,7 +21,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.runtime import Runtime
 from audit.repository import EntryFilter
-from identity.testing import add_client_token, add_session, add_user
+from identity.testing import add_session, add_user
+from tests.headers import client_headers, person_headers
 
 SEED = 2611
 
@@ -32,16 +33,10 @@ class Api:
     runtime: Runtime
 
     def person(self, *roles: str) -> dict[str, str]:
-        now = self.runtime.clock.now()
-        with self.runtime.sessions.begin() as session:
-            user = add_user(session, roles=roles, now=now)
-            token = add_session(session, user, now=now, second_factor_at=now - timedelta(minutes=1))
-        return {"Authorization": f"Bearer {token}"}
+        return person_headers(self.runtime, *roles)
 
     def system(self, *scopes: str) -> dict[str, str]:
-        with self.runtime.sessions.begin() as session:
-            token = add_client_token(session, scopes=scopes, now=self.runtime.clock.now())
-        return {"Authorization": f"Bearer {token}"}
+        return client_headers(self.runtime, *scopes)
 
     def events(self, subject: str, event_type: str | None = None) -> list[dict[str, Any]]:
         page = self.runtime.audit.query(EntryFilter(subject=subject, event_type=event_type), limit=1000)
