@@ -1,8 +1,10 @@
-"""audit.checkpoint: the log's signer, and the verifier's formats re-exported with audit errors."""
+"""audit.checkpoint: the log's signer, the verifier's formats re-exported with audit errors, and the
+time line of the checkpoints the log issues, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -18,7 +20,11 @@ from audit.checkpoint import (
 )
 from audit.errors import CheckpointError
 from audit.merkle import leaf_hash
+from audit.service import AuditLog
+from core.clock import FixedClock
 from tests.verifier.spec_signer import SpecSigner
+
+from .conftest import contact
 
 # Known-answer example published with golang.org/x/mod/sumdb/note (example_test.go), the
 # reference implementation of the signed-note format. Ed25519 signing is deterministic,
@@ -117,3 +123,20 @@ class TestFormatsWithAuditErrors:
         with pytest.raises(CheckpointError):
             verifier_from_string("PeterNeumann+c74f20a3")
         assert verifier_from_string(GO_VERIFIER_KEY) == Verifier.from_string(GO_VERIFIER_KEY)
+
+
+class TestIssuedCheckpoints:
+    def test_checkpoint_carries_its_issue_time(self, engine, signer: Signer) -> None:  # type: ignore[no-untyped-def]
+        """A checkpoint the log issues has one extension line, `time <POSIX seconds>` of its issue time."""
+        when = datetime(2026, 5, 4, 3, 2, 1, 654321, tzinfo=UTC)
+        log = AuditLog(engine, signer, clock=FixedClock(when), checkpoint_every_entries=10_000)
+        try:
+            contact(log)
+            info = log.issue_checkpoint()
+        finally:
+            log.close()
+        body = info.note.split("\n\n")[0]
+        assert body.splitlines()[3:] == [f"time {int(when.timestamp())}"]
+        checkpoint = open_checkpoint(info.note, signer.verifier(), origin=signer.name)
+        assert checkpoint.time == 1777863721
+        assert (checkpoint.size, checkpoint.root_hash) == (1, info.root_hash)
