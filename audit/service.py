@@ -350,6 +350,11 @@ class AuditLog:
         """Recompute every leaf, node and checkpoint of the stored log; raise at the first disagreement."""
         verifier = self.verifier()
         with read_connection(self.engine) as conn:
+            misfit = repository.first_value_of_another_type(conn)
+            if misfit is not None:  # SQLite keeps any type a row is rewritten with; Tarcza writes only bytes
+                raise TamperedLogError(f"{misfit.what} {misfit.position}: its {misfit.column} is stored as "
+                                       f"{misfit.stored_as}, not as the bytes Tarcza writes: the row was rewritten "
+                                       "outside Tarcza", index=misfit.position, what=misfit.kind)
             # Checkpoints first, then the size: the log may grow while it is verified (each
             # read sees the log as it is then), and every checkpoint read is then within it.
             cps = repository.list_checkpoints(conn)
