@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from audit.checkpoint import Signer
+from audit.checkpoint import Signer, Verifier
 from audit.events import Actor, ActorKind
 from audit.export import export_log
 from audit.repository import EntryFilter
@@ -148,3 +148,76 @@ def server_archive(runtime: object, out: Path) -> Path:
     assert answer.status_code == 200, answer.text
     out.write_bytes(answer.content)
     return out
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A SQLite log of 40 entries (checkpoints at 10 and 25) with a range export of all of it, a proofs
+    export of one subject, and its signer: built once per module, copied by tests that change it."""
+
+    signer: Signer
+    whole: Path
+    subject: Path
+    first_checkpoint: str
+
+
+def build_sample(base: Path) -> Sample:
+    engine = make_engine(f"sqlite:///{base / 'sample.db'}")
+    migrate.upgrade(engine)
+    signer = Signer.generate(ORIGIN)
+    log = AuditLog(engine, signer, checkpoint_every_entries=10_000)
+    first = ""
+    try:
+        for i in range(40):
+            contact(log, subject=SUBJECT if i % 3 == 0 else OTHER)
+            if i + 1 == 10:
+                first = log.issue_checkpoint().note
+            if i + 1 == 25:
+                log.issue_checkpoint()
+        export_log(log, base / "whole", EntryFilter())
+        export_log(log, base / "subject", EntryFilter(subject=SUBJECT))
+    finally:
+        log.close()
+        engine.dispose()
+    return Sample(signer, base / "whole", base / "subject", first)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
+    return build_sample(tmp_path_factory.mktemp("sample"))
+
+
+@dataclass(frozen=True)
+class ArchiveSample:
+    """A subject archive the server made (SQLite), its log's key, and an audit export it sent (.tar.gz)."""
+
+    archive: Path
+    tarball: Path
+    key: Verifier
+
+
+@pytest.fixture(scope="module")
+def server_exports(tmp_path_factory: pytest.TempPathFactory) -> ArchiveSample:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.cli.common import initialise_runtime
+    from api.runtime import Runtime
+    from core.settings import load_settings
+    from tests.headers import client_headers
+
+    base = tmp_path_factory.mktemp("server")
+    data_dir = base / "var"
+    data_dir.mkdir(mode=0o700)
+    runtime = Runtime(load_settings(data_dir=data_dir, database_url=f"sqlite:///{data_dir / 'tarcza.db'}"))
+    initialise_runtime(runtime)
+    try:
+        archive = server_archive(runtime, base / "subject.zip")
+        http = TestClient(create_app(runtime=runtime), headers=client_headers(runtime, "audit:export"))
+        answer = http.get("/v1/audit/export")
+        assert answer.status_code == 200, answer.text
+        tarball = base / "audit-export.tar.gz"
+        tarball.write_bytes(answer.content)
+        return ArchiveSample(archive, tarball, runtime.audit.verifier())
+    finally:
+        runtime.close()

@@ -2,7 +2,7 @@
 
 An entry's line is the leaf input itself, so its bytes are what the log committed to. This
 module checks what they must be: a JSON object that parses, holds no float (numbers are
-integers of at most 2**53 in absolute value, as events never carry fractions), and is
+integers of at most 2**53 - 1 in absolute value, as events never carry fractions), and is
 written exactly as RFC 8785 writes it (no whitespace, members sorted by their names' UTF-16
 code units, only ``"``, ``\\`` and control characters escaped, ``\\u00xx`` in lower case);
 and an event: ``v`` 1, ``id``, ``type``, ``time`` (RFC 3339 UTC ending in ``Z``),
@@ -20,7 +20,7 @@ from typing import Any, Final
 
 __all__ = ["EventFormatError", "canonical", "event_time", "parse_event"]
 
-_MAX_SAFE_INTEGER: Final = 2**53
+_MAX_SAFE_INTEGER: Final = 2**53 - 1
 _REQUIRED: Final = {"v", "id", "type", "time", "actor", "payload"}
 _OPTIONAL: Final = {"subject"}
 
@@ -58,14 +58,14 @@ def _write(value: Any, out: list[str]) -> None:
         out.append(json.dumps(value, ensure_ascii=False))
     elif isinstance(value, int):
         if abs(value) > _MAX_SAFE_INTEGER:
-            raise EventFormatError(f"the integer {value} is beyond 2**53, which RFC 8785 cannot write exactly")
+            raise EventFormatError(f"the integer {value} is beyond 2**53 - 1, which RFC 8785 cannot write exactly")
         out.append(str(value))
     else:  # pragma: no cover - json.loads gives no other type once floats are refused
         raise EventFormatError(f"a {type(value).__name__} is not a JSON value")
 
 
 def canonical(value: Any) -> bytes:
-    """The RFC 8785 bytes of a JSON value without floats (integers up to 2**53)."""
+    """The RFC 8785 bytes of a JSON value without floats (integers up to 2**53 - 1)."""
     out: list[str] = []
     _write(value, out)
     try:

@@ -79,7 +79,11 @@ def unpack_tar_gz(source: BinaryIO | Path, target: Path, limits: Limits = DEFAUL
                 data = tar.extractfile(member)
                 if data is None:  # pragma: no cover - a regular member always has data
                     raise UnpackError(f"{member.name!r}: unreadable")
-                with data, open(destination, "xb") as sink:
+                try:
+                    sink = open(destination, "xb")  # noqa: SIM115 - closed by the with below
+                except FileExistsError:
+                    raise UnpackError(f"{member.name!r}: appears twice in the archive") from None
+                with data, sink:
                     shutil.copyfileobj(data, sink, 1 << 20)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise UnpackError(f"not a readable .tar.gz ({type(exc).__name__})") from None
