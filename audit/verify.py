@@ -27,8 +27,8 @@ from audit import merkle
 from audit.errors import LogForkError, VerificationError, from_verifier
 from audit.service import AuditLog
 from tarcza_verify import errors as verify_errors
-from tarcza_verify.audit_export import AuditExportResult, merkle_b64, read_export_key, verify_audit_export
-from tarcza_verify.note import Verifier
+from tarcza_verify.audit_export import AuditExportResult, read_export_key, verify_audit_export
+from tarcza_verify.note import Verifier, b64encode
 from tarcza_verify.run import export_directory
 from tarcza_verify.unpack import Limits, unpack_tar_gz
 
@@ -123,7 +123,7 @@ def _check_against_this_log(log: AuditLog, result: AuditExportResult) -> int | N
     latest = log.latest_checkpoint()
     if latest is not None and 0 < size <= latest.tree_size:
         proof = log.consistency_proof(size, latest.tree_size)
-        ours = merkle_b64(proof.root1)
+        ours = b64encode(proof.root1)
         try:
             merkle.verify_consistency(size, latest.tree_size, base64.b64decode(root), latest.root_hash,
                                       proof.proof)
@@ -132,7 +132,7 @@ def _check_against_this_log(log: AuditLog, result: AuditExportResult) -> int | N
                                f"{latest.tree_size} (this log's root at size {size} is {ours}): the log was forked "
                                "or rewritten", size1=size, size2=latest.tree_size) from None
         return latest.tree_size
-    ours = merkle_b64(log.consistency_proof(size, size).root1)
+    ours = b64encode(log.consistency_proof(size, size).root1)
     if ours != root:
         raise LogForkError(f"{theirs} is not this log's tree at that size (root {ours}): the log was forked or "
                            "rewritten", size1=size, size2=current)

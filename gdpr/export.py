@@ -54,6 +54,8 @@ from audit.events import SUBJECT_TOKEN_PATTERN, format_time
 from core.errors import InvalidInputError, TarczaError
 from core.files import fsync_directory
 from tarcza_verify import errors as verify_errors
+from tarcza_verify.archive_log import read_log_part as _read_log_part
+from tarcza_verify.archive_log import unbacked as _unbacked
 from tarcza_verify.note import Verifier
 from tarcza_verify.subject_archive import (
     SUBJECT_EXPORT_FORMAT,
@@ -62,8 +64,6 @@ from tarcza_verify.subject_archive import (
     manifest_statement,
     verify_subject_archive,
 )
-from tarcza_verify.subject_archive import read_log_part as _read_log_part
-from tarcza_verify.subject_archive import unbacked as _unbacked
 
 if TYPE_CHECKING:
     from vault.detect import PiiDetector

@@ -39,17 +39,17 @@ from typing import Any, Final
 from tarcza_verify import merkle
 from tarcza_verify.errors import (
     CheckpointError,
-    ConsistencyProofError,
     ExportFormatError,
-    ForkError,
     InclusionProofError,
     KeyTrustError,
     VerificationError,
 )
 from tarcza_verify.events import EventFormatError, event_time, parse_event
-from tarcza_verify.note import Checkpoint, Verifier, open_checkpoint, open_note, signers_of
+from tarcza_verify.note import Checkpoint, Verifier, b64encode, open_checkpoint, open_note, signers_of
+from tarcza_verify.saved_checkpoint import check_saved_checkpoint
 
-__all__ = ["EXPORT_FORMAT", "AuditExportResult", "manifest_statement", "read_export_key", "verify_audit_export"]
+__all__ = ["EXPORT_FORMAT", "AuditExportResult", "export_origin", "manifest_statement", "read_export_key",
+           "verify_audit_export"]
 
 EXPORT_FORMAT: Final = "tarcza-audit-export/v1"
 LAYOUT_FILES: Final = {
@@ -357,66 +357,6 @@ def _check_events(lines: list[bytes], indexes: list[int], filters: dict[str, Any
             raise VerificationError(f"entry {index}: does not match the export's filters: {outside}", index=index)
 
 
-# --- the checkpoint the auditor kept ---------------------------------------------------------
-
-
-def _verify_trusted(directory: Path, checkpoint: Checkpoint, trusted_note: str, key: Verifier,
-                    leaf_hashes: list[bytes] | None, start: int) -> Checkpoint:
-    try:
-        trusted = open_checkpoint(trusted_note, key)
-    except CheckpointError as exc:
-        raise CheckpointError(f"your saved checkpoint does not verify with the key you trust ({key.label}): "
-                              f"{exc.detail}") from None
-    saved = f"your saved checkpoint (size {trusted.size}, root {merkle_b64(trusted.root_hash)})"
-    if trusted.origin != checkpoint.origin:
-        raise CheckpointError(f"{saved} is of the log {trusted.origin!r}, this export of {checkpoint.origin!r}")
-    if trusted.size > checkpoint.size:
-        raise ConsistencyProofError(
-            f"{saved} is newer than this export's checkpoint (size {checkpoint.size}): the export does not show the "
-            "log as far as you have already seen it (a rollback, or an old export); ask for a newer export",
-            size1=trusted.size, size2=checkpoint.size)
-    fork = (f"{saved} is not consistent with this export (checkpoint size {checkpoint.size}, root "
-            f"{merkle_b64(checkpoint.root_hash)}): the log was forked or rewritten")
-    if trusted.size == checkpoint.size:
-        if trusted.root_hash != checkpoint.root_hash:
-            raise ForkError(fork, size1=trusted.size, size2=checkpoint.size, expected=trusted.root_hash.hex(),
-                            got=checkpoint.root_hash.hex())
-        return trusted
-    if trusted.size == 0:
-        return trusted  # the empty tree is a prefix of every tree
-    if leaf_hashes is not None and start == 0 and trusted.size <= len(leaf_hashes):
-        root = merkle.root_from_tiles(trusted.size, merkle.range_nodes(0, leaf_hashes[:trusted.size]))
-        if root != trusted.root_hash:
-            raise ForkError(fork, size1=trusted.size, size2=checkpoint.size, expected=trusted.root_hash.hex(),
-                            got=root.hex())
-        return trusted
-    data = _parse_json(_read_bytes(directory, "consistency.json"), "consistency.json")
-    proofs = data.get("proofs") if isinstance(data, dict) else None
-    if not isinstance(proofs, dict) or data.get("tree_size") != checkpoint.size or set(data) != {"tree_size",
-                                                                                                   "proofs"}:
-        raise ExportFormatError("consistency.json: not {\"tree_size\", \"proofs\"} of this export's checkpoint",
-                                file="consistency.json")
-    proof_b64 = proofs.get(str(trusted.size))
-    if not isinstance(proof_b64, list):
-        have = sorted(int(k) for k in proofs if k.isdigit())
-        raise ConsistencyProofError(
-            f"this export carries no consistency proof from your saved checkpoint's size {trusted.size} (it has "
-            f"proofs from sizes {have}): ask for an export made after your checkpoint was issued",
-            size1=trusted.size, size2=checkpoint.size)
-    proof = [_b64d(p, "consistency.json") for p in proof_b64]
-    try:
-        merkle.verify_consistency(trusted.size, checkpoint.size, trusted.root_hash, checkpoint.root_hash, proof)
-    except ConsistencyProofError as exc:
-        raise ForkError(f"{fork} ({exc.detail})", size1=trusted.size, size2=checkpoint.size, expected=exc.expected,
-                        got=exc.got) from None
-    return trusted
-
-
-def merkle_b64(value: bytes) -> str:
-    """A hash as the formats spell it: standard padded base64."""
-    return base64.b64encode(value).decode("ascii")
-
-
 # --- the whole check -------------------------------------------------------------------------
 
 
@@ -431,7 +371,7 @@ def verify_audit_export(directory: Path, key: Verifier, *, trusted_checkpoint: s
     except CheckpointError as exc:
         raise CheckpointError(f"checkpoint.txt: {exc.detail}", file="checkpoint.txt") from None
     if (manifest["tree_size"], manifest["origin"], manifest["root_hash"]) != (
-            checkpoint.size, checkpoint.origin, merkle_b64(checkpoint.root_hash)):
+            checkpoint.size, checkpoint.origin, b64encode(checkpoint.root_hash)):
         raise ExportFormatError(
             f"manifest.json: tree size {manifest['tree_size']}, origin {manifest['origin']!r} and root differ from "
             f"the signed checkpoint's {checkpoint.size}, {checkpoint.origin!r}", file="manifest.json")
@@ -455,10 +395,11 @@ def verify_audit_export(directory: Path, key: Verifier, *, trusted_checkpoint: s
         progress(len(lines), len(lines))
     trusted = None
     if trusted_checkpoint is not None:
-        trusted = _verify_trusted(directory, checkpoint, trusted_checkpoint, key, leaf_hashes,
-                                  manifest.get("start", -1))
+        consistency = _parse_json(_read_bytes(directory, "consistency.json"), "consistency.json")
+        trusted = check_saved_checkpoint(trusted_checkpoint, checkpoint, key, consistency,
+                                         leaf_hashes if manifest.get("start") == 0 else None)
     return AuditExportResult(
-        entries=len(lines), tree_size=checkpoint.size, root_hash=merkle_b64(checkpoint.root_hash),
+        entries=len(lines), tree_size=checkpoint.size, root_hash=b64encode(checkpoint.root_hash),
         origin=checkpoint.origin, layout=manifest["layout"], key=key.to_string(), checkpoint_time=checkpoint.time,
         first_index=indexes[0] if indexes else None, last_index=indexes[-1] if indexes else None,
         filters=dict(manifest["filters"]), trusted_size=None if trusted is None else trusted.size,

@@ -28,13 +28,13 @@ import json
 import re
 import tempfile
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from tarcza_verify.audit_export import EXPORT_FORMAT as LOG_EXPORT_FORMAT
+from tarcza_verify.archive_log import ENTRY_NAME, LogPart, read_log_part, unbacked
 from tarcza_verify.audit_export import verify_audit_export
 from tarcza_verify.errors import ArchiveError, CheckpointError, VerifyError
 from tarcza_verify.note import Verifier, open_note, signers_of
@@ -53,15 +53,12 @@ __all__ = [
 ]
 
 SUBJECT_EXPORT_FORMAT: Final = "tarcza-subject-export/v1"
-ENTRY_NAME: Final = re.compile(r"(?:log/|recordings/)?[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")
-"""Every file name the format may hold: flat names at the top, in ``log/`` and in ``recordings/``."""
 _FOLDERS: Final = frozenset({"", "log/", "recordings/"})
 _UNSIGNED_FILES: Final = frozenset({"manifest.json", "manifest.sig"})
 _REQUIRED_FILES: Final = ("data.json", "report.html")
 _MAX_JSON: Final = 64 << 20  # data.json and manifest.json are read whole; anything larger is refused
 _SHA256_HEX: Final = re.compile(r"[0-9a-f]{64}")
 _CHUNK: Final = 1 << 20
-Fail = Callable[[str, str], Exception]  # (file, detail) -> the error to raise
 
 
 def manifest_statement(sha256_hex: str) -> str:
@@ -97,87 +94,6 @@ class ArchiveVerification:
     def to_json(self) -> dict[str, Any]:
         """The result as JSON, ``ok`` first."""
         return {"ok": True, **asdict(self)}
-
-
-# -- the log part -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LogPart:
-    """What the archive's ``log/`` export holds (its files, checkpoint and entries by index)."""
-
-    names: tuple[str, ...]
-    origin: str
-    tree_size: int
-    root_hash: str
-    checkpoint: str
-    indexes: tuple[int, ...]
-    entries: Mapping[int, Mapping[str, Any]]
-
-    def manifest_json(self) -> dict[str, Any]:
-        """The ``log`` object of the archive's manifest."""
-        return {"origin": self.origin, "tree_size": self.tree_size, "root_hash": self.root_hash,
-                "checkpoint": self.checkpoint, "entries": list(self.indexes)}
-
-
-def read_log_part(directory: Path, fail: Fail) -> LogPart:
-    """Read an audit-log export directory (its format and files; not its proofs: see verify_audit_export)."""
-    try:
-        manifest = json.loads((directory / "manifest.json").read_bytes())
-        if not isinstance(manifest, dict) or manifest.get("format") != LOG_EXPORT_FORMAT:
-            raise fail("log/manifest.json", f"log/manifest.json: not a {LOG_EXPORT_FORMAT} manifest")
-        expected = {*manifest["files"], "manifest.json", "manifest.sig"}
-        present = {p.name for p in directory.iterdir()}
-        for path in sorted(directory.iterdir()):
-            if not path.is_file() or path.is_symlink() or not ENTRY_NAME.fullmatch(path.name):
-                raise fail(f"log/{path.name}", f"log/{path.name}: not a plain file of an audit export")
-        if present != expected:
-            odd = sorted(present ^ expected)
-            raise fail(f"log/{odd[0]}", f"log/: files {odd} missing or unexpected in the audit export")
-        lines = (directory / "entries.jsonl").read_bytes().split(b"\n")[:-1]
-        if manifest["layout"] == "range":
-            indexes = tuple(range(int(manifest["start"]), int(manifest["end"])))
-        else:
-            indexes = tuple(int(json.loads(line)["index"])
-                            for line in (directory / "proofs.jsonl").read_bytes().split(b"\n")[:-1])
-        if len(indexes) != len(lines):
-            raise fail("log/entries.jsonl", "log/entries.jsonl: entry and index counts differ")
-        entries = {index: json.loads(line) for index, line in zip(indexes, lines, strict=True)}
-        return LogPart(tuple(sorted(present)), str(manifest["origin"]), int(manifest["tree_size"]),
-                       str(manifest["root_hash"]), (directory / "checkpoint.txt").read_text(encoding="utf-8"),
-                       indexes, entries)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise fail("log/", f"log/: not a readable audit export ({type(exc).__name__})") from None
-
-
-def unbacked(data: Mapping[str, Any], log: LogPart | None) -> str | None:
-    """The first claim of ``data`` that names a log entry the log part does not back, or None."""
-    entries = log.entries if log is not None else {}
-    for position, contact in enumerate(data.get("contacts") or []):
-        index = contact.get("log_index")
-        if index is None:
-            continue
-        entry = entries.get(index)
-        if entry is None:
-            return f"contacts[{position}]: log entry {index} is not in the log export"
-        if (entry.get("id"), entry.get("type")) != (contact.get("event_id"), contact.get("event_type")):
-            return f"contacts[{position}]: log entry {index} is another event than the contact states"
-    for position, recording in enumerate(data.get("recordings") or []):
-        index = recording.get("log_index")
-        if index is None:
-            continue
-        entry = entries.get(index)
-        payload = entry.get("payload") if entry is not None else None
-        if entry is None or not isinstance(payload, dict):
-            return f"recordings[{position}]: log entry {index} is not in the log export"
-        if (entry.get("type"), payload.get("recording_id"), payload.get("sha256"), payload.get("size")) != (
-                "recording.stored", recording.get("recording_id"), recording.get("sha256"), recording.get("size")):
-            return f"recordings[{position}]: log entry {index} does not record this recording"
-    erasure = data.get("erasure")
-    index = erasure.get("tombstone_log_index") if isinstance(erasure, dict) else None
-    if index is not None and index not in entries:
-        return f"erasure: log entry {index} is not in the log export"
-    return None
 
 
 # -- reading the zip --------------------------------------------------------------------------
