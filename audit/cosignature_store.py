@@ -52,8 +52,8 @@ def insert_cosignature(conn: Connection, tree_size: int, cosignature: Cosignatur
     statement = dialect_insert(cosignatures).values(
         tree_size=tree_size, witness_name=cosignature.key.name, key_id=cosignature.key.key_id,
         timestamp=cosignature.timestamp, signature_line=cosignature.line, received_at=received_at,
-    ).on_conflict_do_nothing()
-    return conn.execute(statement).rowcount == 1
+    ).on_conflict_do_nothing().returning(cosignatures.c.tree_size)
+    return conn.execute(statement).first() is not None  # no row back: already stored
 
 
 def lines_for(conn: Connection, tree_sizes: Iterable[int]) -> dict[int, list[str]]:

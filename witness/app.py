@@ -56,7 +56,9 @@ def create_witness_app(witness: Witness) -> FastAPI:
     @app.exception_handler(TarczaError)
     async def refused(request: Request, exc: TarczaError) -> Response:
         if isinstance(exc, SizeConflictError):
-            return Response(f"{exc.latest_size}\n", status_code=409, media_type=SIZE_CONTENT_TYPE)
+            # Exactly this media type (tlog-witness), without the charset Starlette adds to text/*.
+            return Response(f"{exc.latest_size}\n".encode("ascii"), status_code=409,
+                            headers={"Content-Type": SIZE_CONTENT_TYPE})
         body = exc.problem()
         body["instance"] = request.url.path
         return _problem(exc.status, body)
