@@ -62,6 +62,7 @@ class Log:
     def __init__(self, url: str, headers: dict[str, str], output: Path) -> None:
         self.url, self.headers, self.output = url, headers, output
         self.appended = 0
+        self.archive = b""
 
     def append(self, count: int = 1) -> int:
         """Append ``count`` events (each acknowledged 201); the tree size after the last."""
@@ -104,9 +105,15 @@ class Log:
     def export(self, destination: Path) -> Path:
         response = httpx.get(f"{self.url}/v1/audit/export", headers=self.headers, timeout=120)
         assert response.status_code == 200, response.text
+        self.archive = response.content
         with tarfile.open(fileobj=io.BytesIO(response.content), mode="r:gz") as tar:
             tar.extractall(destination, filter="data")
         return destination / "audit-export"
+
+    def verify_upload(self, archive: bytes, **params: Any) -> httpx.Response:
+        """``POST /v1/audit/verify-export`` of ``archive`` with query ``params``."""
+        return httpx.post(f"{self.url}/v1/audit/verify-export", params=params, headers=self.headers,
+                          files={"file": ("export.tar.gz", archive)}, timeout=120)
 
 
 def verify(export: Path, log_key: Path, *args: str) -> tuple[int, str]:
@@ -185,7 +192,8 @@ class TestWitnessedLog:
             self, initialised_runtime: Runtime, cli_env: dict[str, str], tmp_path: Path, log_key_file: Path,
             witness_for_log: Callable[[str], tuple[WitnessProcess, CosignerKey]]) -> None:
         """Each new checkpoint is cosigned in the background; the served and exported note carries the line,
-        and `audit verify --witness` accepts it; the metric reports a finite age."""
+        `audit verify --witness` and `POST /v1/audit/verify-export?witness=` accept it, a missing witness is
+        refused (422) unless --min-witnesses allows it; the metric reports a finite age."""
         witness, key = witness_for_log("witness.example/w1")
         headers = client_headers(initialised_runtime, *SCOPES)
         with running(witness), log_server(cli_env, tmp_path, "log", [(witness.url, key)]) as url:
@@ -196,6 +204,16 @@ class TestWitnessedLog:
             assert age is not None
             assert 0 <= age < float("inf")
             export = log.export(tmp_path / "export")
+            uploaded = log.verify_upload(log.archive, witness=[key.to_string()])
+            assert uploaded.status_code == 200, uploaded.text
+            assert uploaded.json()["cosigned_by"] == [key.label]
+            stranger = CosignerKey.from_string(tarcza("witness", "init", "--name", "other.example/w",
+                                                      "--dir", str(tmp_path / "stranger")).stdout)
+            refused = log.verify_upload(log.archive, witness=[key.to_string(), stranger.to_string()])
+            assert refused.status_code == 422
+            assert refused.json()["type"] == "urn:tarcza:problem:cosignature"
+            assert log.verify_upload(log.archive, witness=[key.to_string(), stranger.to_string()],
+                                     min_witnesses=1).status_code == 200
         status, output = verify(export, log_key_file, "--witness", str(witness_key_file(witness, key)))
         assert status == 0, output
         assert f"cosigned by 1 witness(es): {key.label}" in output
