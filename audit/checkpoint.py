@@ -50,6 +50,7 @@ __all__ = [
     "open_checkpoint",
     "open_note",
     "parse_checkpoint_body",
+    "split_note",
 ]
 
 ED25519_TYPE: Final = b"\x01"
@@ -374,6 +375,19 @@ def _split_note(note: str) -> tuple[str, list[_SignatureLine]]:
             raise CheckpointError(f"malformed note: signature {number} is too short")
         signatures.append(_SignatureLine(name, raw[:_KEY_ID_SIZE], raw[_KEY_ID_SIZE:]))
     return text, signatures
+
+
+NoteSignature = _SignatureLine
+"""One signature line of a note: key name, 4-byte key ID, signature bytes (not yet verified)."""
+
+
+def split_note(note: str) -> tuple[str, list[NoteSignature]]:
+    """A note's text and its signature lines, none verified; :class:`CheckpointError` if malformed.
+
+    For verifiers of other signature types over the same note (witness cosignatures,
+    ``audit/cosignature.py``), which must parse notes exactly as :func:`open_note` does.
+    """
+    return _split_note(note)
 
 
 def open_note(note: str, verifier: Verifier) -> str:

@@ -17,6 +17,9 @@ and what disagreed:
 6. with a trusted earlier checkpoint: its signature, and the consistency proof from it to
    the exported checkpoint (or equal roots at equal sizes).
 
+With witness keys (ADR 0021), step 2 also requires valid C2SP tlog-cosignatures of the checkpoint
+by enough of those witnesses (``audit.cosignature``); cosignatures by other keys do not count.
+
 Invariant: no hash the export states is trusted; each is recomputed or checked against the
 signed checkpoint and manifest.
 """
@@ -27,13 +30,14 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from audit import merkle
 from audit.checkpoint import Checkpoint, Verifier, open_checkpoint, open_note
+from audit.cosignature import CosignerKey, require_cosignatures
 from audit.errors import CheckpointError, ConsistencyProofError, InclusionProofError, VerificationError
 from audit.events import parse_leaf_input
 
@@ -54,10 +58,12 @@ class ExportVerification:
     origin: str
     layout: str
     trusted_size: int | None
+    cosigned_by: tuple[str, ...] = ()  # witnesses (name+keyid) whose valid cosignatures were required (ADR 0021)
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": True, "entries": self.entries, "tree_size": self.tree_size, "root_hash": self.root_hash,
-                "origin": self.origin, "layout": self.layout, "consistent_with_trusted_size": self.trusted_size}
+                "origin": self.origin, "layout": self.layout, "consistent_with_trusted_size": self.trusted_size,
+                "cosigned_by": list(self.cosigned_by)}
 
 
 def _b64d(text: object, where: str) -> bytes:
@@ -89,10 +95,16 @@ def _parse_json(data: bytes, name: str) -> Any:
 
 
 def verify_export(directory: Path, *, trusted_key: str | None = None, trusted_checkpoint: str | None = None,
-                  check_events: bool = False, progress: Progress | None = None) -> ExportVerification:
-    """Verify an export directory; return a summary or raise :class:`VerificationError`."""
+                  check_events: bool = False, progress: Progress | None = None,
+                  witnesses: Sequence[CosignerKey] = (), min_witnesses: int | None = None) -> ExportVerification:
+    """Verify an export directory; return a summary or raise :class:`VerificationError`.
+
+    With ``witnesses`` (or ``min_witnesses``), the checkpoint must also carry valid cosignatures by at
+    least ``min_witnesses`` (default: all) of those witness keys; others' cosignatures do not count.
+    """
     verifier, manifest = _open_manifest(directory, trusted_key)
     checkpoint = open_checkpoint(_read_text(directory / "checkpoint.txt"), verifier)
+    cosigned = _require_witnesses(directory, witnesses, min_witnesses)
     if manifest.get("tree_size") != checkpoint.size or manifest.get("origin") != checkpoint.origin:
         raise VerificationError(
             f"manifest.json: tree size {manifest.get('tree_size')} / origin {manifest.get('origin')!r} differ from "
@@ -122,7 +134,16 @@ def verify_export(directory: Path, *, trusted_key: str | None = None, trusted_ch
     if trusted_checkpoint is not None:
         trusted_size = _verify_trusted(directory, checkpoint, trusted_checkpoint, verifier)
     return ExportVerification(len(lines), checkpoint.size, base64.b64encode(checkpoint.root_hash).decode(),
-                              checkpoint.origin, layout, trusted_size)
+                              checkpoint.origin, layout, trusted_size, cosigned)
+
+
+def _require_witnesses(directory: Path, witnesses: Sequence[CosignerKey], minimum: int | None) -> tuple[str, ...]:
+    """Witness cosignatures of checkpoint.txt (ADR 0021): at least ``minimum`` (default all) of ``witnesses``."""
+    if not witnesses and not minimum:
+        return ()
+    note = _read_text(directory / "checkpoint.txt")
+    found = require_cosignatures(note, witnesses, len(witnesses) if minimum is None else minimum)
+    return tuple(c.key.label for c in found)
 
 
 def _open_manifest(directory: Path, trusted_key: str | None) -> tuple[Verifier, dict[str, Any]]:

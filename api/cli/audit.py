@@ -164,10 +164,17 @@ def verify(
     key: Annotated[Path | None, typer.Option(help="Your own copy of the verifier key (else the export's).")] = None,
     check_events: Annotated[bool, typer.Option(
         help="Also parse every entry as canonical JSON of an event (slower).")] = False,
+    witness: Annotated[list[str] | None, typer.Option(
+        help="A witness verifier key (or a file holding one) whose cosignature counts; repeatable.")] = None,
+    min_witnesses: Annotated[int | None, typer.Option(
+        min=0, help="How many of the --witness keys must have cosigned the checkpoint (default: all).")] = None,
 ) -> None:
     """Verify an export offline (no database, no secret), or with --db the whole stored log."""
     if db == (directory is not None):
         raise InvalidInputError("give either an export DIRECTORY or --db")
+    from api.cli.witness import witness_keys
+
+    witnesses = witness_keys(witness or [], min_witnesses)
     if db:
         with progress_bar("verifying log") as update:
             report = runtime().audit.verify_database(progress=update)
@@ -183,7 +190,9 @@ def verify(
         result = verify_export(
             directory, trusted_key=key.read_text(encoding="ascii") if key else None,
             trusted_checkpoint=trusted_checkpoint.read_text(encoding="utf-8") if trusted_checkpoint else None,
-            check_events=check_events, progress=update)
+            check_events=check_events, progress=update, witnesses=witnesses, min_witnesses=min_witnesses)
     extra = f"; consistent with trusted checkpoint of size {result.trusted_size}" if result.trusted_size else ""
+    if result.cosigned_by:
+        extra += f"; cosigned by {len(result.cosigned_by)} witness(es): {', '.join(result.cosigned_by)}"
     console.print(f"OK: {result.entries} entries verify against the checkpoint of size {result.tree_size} "
                   f"(origin {result.origin}, root {result.root_hash}){extra}")

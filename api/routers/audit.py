@@ -172,8 +172,15 @@ def verify_export_upload(
     _: Reader, upload: Annotated[ExportUpload, Form()],
     trusted_checkpoint: Annotated[str | None, Query(max_length=4096, description=(
         "A checkpoint (signed note) kept from earlier: the export must be consistent with it"))] = None,
+    witness: Annotated[list[str] | None, Query(max_length=20, description=(
+        "Witness verifier keys (signed-note vkey, type 0x04) whose cosignatures of the checkpoint count"))] = None,
+    min_witnesses: Annotated[int | None, Query(ge=0, le=20, description=(
+        "How many of the given witnesses must have cosigned the checkpoint (default: all)"))] = None,
 ) -> dict[str, Any]:
+    from audit.cosignature import CosignerKey
     from audit.verify import verify_export
+
+    witnesses = [CosignerKey.from_string(value) for value in witness or []]  # a bad key: 422
 
     with tempfile.TemporaryDirectory(prefix="tarcza-verify-") as tmp:
         try:
@@ -184,4 +191,5 @@ def verify_export_upload(
         roots = [p.parent for p in Path(tmp).rglob("manifest.json")]
         if len(roots) != 1:
             raise InvalidInputError("the archive must hold exactly one export (one manifest.json)")
-        return verify_export(roots[0], trusted_checkpoint=trusted_checkpoint).to_json()
+        return verify_export(roots[0], trusted_checkpoint=trusted_checkpoint, witnesses=witnesses,
+                             min_witnesses=min_witnesses).to_json()
