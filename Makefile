@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?= -n auto
-PACKAGES := $(wildcard core audit identity policies vault contacts gdpr api bench tarcza_client verifier/tarcza_verify)
+PACKAGES := $(wildcard core audit identity policies vault contacts gdpr api bench tarcza_client witness verifier/tarcza_verify)
 
 PIP_AUDIT_UNREACHABLE ?= fail
 SECURITY_EXCEPTIONS := docs/security/dependency-exceptions.txt

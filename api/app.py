@@ -101,6 +101,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         _ = runtime.authorizer  # validates the policy set (refusing to start if invalid), logs policy.loaded
         if runtime.settings.log_key_path.exists():
             runtime.audit.start_periodic_checkpoints()  # every TARCZA_CHECKPOINT_EVERY_SECONDS while it grows
+            if runtime.settings.witnesses:
+                runtime.witness_client.start()  # cosignatures from TARCZA_WITNESSES, in the background
         try:
             yield
         finally:

@@ -19,6 +19,7 @@ from core.settings import Settings
 
 if TYPE_CHECKING:
     from audit.service import AuditLog
+    from audit.witness_client import CosignatureCollector
     from contacts.service import ContactService
     from gdpr.retention_job import RetentionJob
     from gdpr.service import GdprService
@@ -66,6 +67,15 @@ class Runtime:
         return AuditLog(self.engine, signer, clock=self.clock, batch_max=s.audit_batch_max,
                         checkpoint_every_entries=s.checkpoint_every_entries,
                         checkpoint_every_seconds=s.checkpoint_every_seconds)
+
+    @cached_property
+    def witness_client(self) -> CosignatureCollector:
+        """Submits new checkpoints to ``TARCZA_WITNESSES`` in the background (ADR 0021); started by the app."""
+        from audit.witness_client import CosignatureCollector, configured_witnesses
+
+        s = self.settings
+        return CosignatureCollector(self.audit, configured_witnesses(s.witness_list), clock=self.clock,
+                                    retry_seconds=s.witness_retry_seconds, timeout=s.witness_timeout_seconds)
 
     @cached_property
     def key_provider(self) -> KeyProvider:
@@ -120,6 +130,8 @@ class Runtime:
 
     def close(self) -> None:
         """Release what the runtime opened."""
+        if "witness_client" in self.__dict__:
+            self.witness_client.stop()
         if "audit" in self.__dict__:
             self.audit.close()
         if "key_provider" in self.__dict__:

@@ -11,21 +11,23 @@ Invariants:
   :meth:`Signer.verifier`; a checkpoint body it signs parses back to an equal checkpoint.
 - A :class:`Signer` never shows its private key in ``repr`` and never puts secret
   material in an error message.
-- :func:`open_note`, :func:`open_checkpoint`, :func:`parse_checkpoint_body` and
-  :func:`verifier_from_string` raise :class:`audit.errors.CheckpointError`. Constructing a
-  :class:`Checkpoint` or :class:`Verifier` from bad values raises the verifier's own
-  ``tarcza_verify.errors.CheckpointError``: the log builds them from its own data only.
+- Through this module, refusals are :class:`audit.errors.CheckpointError`: :func:`open_note`,
+  :func:`open_checkpoint`, :func:`parse_checkpoint_body`, :func:`split_note` and
+  :meth:`Verifier.from_string`. Constructing a :class:`Checkpoint` from bad values raises the
+  verifier's own ``tarcza_verify.errors.CheckpointError``: the log builds checkpoints from its
+  own data only.
 
-Only this module touches signing primitives in ``audit/``; it performs no I/O.
+Only this module touches signing primitives in ``audit/`` (with ``audit.cosignature`` for
+witnesses); it performs no I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Final
+from typing import Final, Self
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from audit.errors import CheckpointError, from_verifier
 from tarcza_verify import note as _note
@@ -35,7 +37,7 @@ from tarcza_verify.note import (
     MAX_NOTE_BYTES,
     SIGNATURE_PREFIX,
     Checkpoint,
-    Verifier,
+    NoteSignature,
     b64encode,
     check_key_name,
     check_note_text,
@@ -45,19 +47,25 @@ from tarcza_verify.note import (
 )
 
 __all__ = [
+    "SIGNATURE_PREFIX",
     "Checkpoint",
+    "NoteSignature",
     "Signer",
     "Verifier",
     "compute_key_id",
     "open_checkpoint",
     "open_note",
     "parse_checkpoint_body",
+    "split_note",
     "time_line",
     "verifier_from_string",
 ]
 
 _PRIVATE_PREFIX: Final = "PRIVATE+KEY+"
 _SEED_SIZE: Final = 32
+_b64encode = b64encode  # the name the witness package imports
+_check_name = check_key_name
+_split_key_string = split_key_string
 
 
 @contextmanager
@@ -68,13 +76,29 @@ def _as_audit_errors() -> Iterator[None]:
         raise from_verifier(exc) from None
 
 
-def open_note(note: str, verifier: Verifier) -> str:
+class Verifier(_note.Verifier):
+    """The verifier's :class:`tarcza_verify.note.Verifier`, parsing with audit errors."""
+
+    @classmethod
+    def from_public_key(cls, name: str, public_key: Ed25519PublicKey) -> Self:
+        """The key of ``public_key`` under ``name``, key ID computed; :class:`CheckpointError` for a bad name."""
+        with _as_audit_errors():
+            return super().from_public_key(name, public_key)
+
+    @classmethod
+    def from_string(cls, text: str) -> Self:
+        """Parse ``"<name>+<key ID hex>+<base64(0x01 || public key)>"``; :class:`CheckpointError` if not."""
+        with _as_audit_errors():
+            return super().from_string(text)
+
+
+def open_note(note: str, verifier: _note.Verifier) -> str:
     """:func:`tarcza_verify.note.open_note`, raising :class:`audit.errors.CheckpointError`."""
     with _as_audit_errors():
         return _note.open_note(note, verifier)
 
 
-def open_checkpoint(note: str, verifier: Verifier, origin: str | None = None) -> Checkpoint:
+def open_checkpoint(note: str, verifier: _note.Verifier, origin: str | None = None) -> Checkpoint:
     """:func:`tarcza_verify.note.open_checkpoint`, raising :class:`audit.errors.CheckpointError`."""
     with _as_audit_errors():
         return _note.open_checkpoint(note, verifier, origin)
@@ -86,10 +110,15 @@ def parse_checkpoint_body(text: str) -> Checkpoint:
         return _note.parse_checkpoint_body(text)
 
 
+def split_note(note: str) -> tuple[str, list[NoteSignature]]:
+    """:func:`tarcza_verify.note.split_note` (text and unverified signature lines), with audit errors."""
+    with _as_audit_errors():
+        return _note.split_note(note)
+
+
 def verifier_from_string(text: str) -> Verifier:
     """:meth:`Verifier.from_string`, raising :class:`audit.errors.CheckpointError`."""
-    with _as_audit_errors():
-        return Verifier.from_string(text)
+    return Verifier.from_string(text)
 
 
 class Signer:

@@ -102,6 +102,13 @@ class UntrustedKeyError(VerificationError):
     title = "Signed by another key"
 
 
+class CosignatureError(VerificationError):
+    """A checkpoint lacks the cosignatures asked for, or a trusted witness's cosignature is bad."""
+
+    code = "cosignature"
+    title = "Checkpoint cosignatures do not verify"
+
+
 class ExportTooLargeError(AuditError):
     """An uploaded export would unpack to more files or bytes than allowed."""
 
@@ -119,6 +126,8 @@ def from_verifier(exc: verify_errors.VerifyError) -> TarczaError:
         return ConsistencyProofError(detail, size1=exc.size1, size2=exc.size2, expected=exc.expected, got=exc.got)
     if isinstance(exc, verify_errors.InclusionProofError):
         return InclusionProofError(detail, index=exc.index, size=exc.size, expected=exc.expected, got=exc.got)
+    if isinstance(exc, verify_errors.VerificationError) and exc.code == "cosignature":
+        return CosignatureError(detail, **exc.extra)
     if isinstance(exc, verify_errors.CheckpointError):
         return CheckpointError(detail, **exc.extra)
     if isinstance(exc, verify_errors.KeyTrustError):

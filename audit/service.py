@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from audit import merkle, repository
+from audit import cosignature_store, merkle, repository
 from audit.checkpoint import Checkpoint, Signer, Verifier, open_checkpoint, time_line
 from audit.errors import CheckpointError, ProofRangeError, TamperedLogError
 from audit.events import Actor, AuditEvent, Payload, build_event, parse_leaf_input
@@ -156,6 +156,8 @@ class AuditLog:
         self._checkpoint_lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        self.checkpoint_listeners: list[Callable[[CheckpointInfo], None]] = []
+        """Called after each new checkpoint (e.g. to wake the witness client); must not block."""
 
     @property
     def origin(self) -> str:
@@ -228,6 +230,7 @@ class AuditLog:
             repository.lock_log(conn)
             size = repository.tree_size(conn)
             row = repository.checkpoint_at(conn, size)
+            new = row is None
             if row is not None:
                 info = _checkpoint_info(row)
             else:
@@ -240,18 +243,25 @@ class AuditLog:
                 info = CheckpointInfo(size, root, note, issued_at)
         self._last_checkpoint_size = info.tree_size
         log.info("audit_checkpoint", tree_size=info.tree_size)
+        if new:
+            for listener in self.checkpoint_listeners:
+                listener(info)
         return info
 
     def latest_checkpoint(self) -> CheckpointInfo | None:
+        """The newest checkpoint, its note carrying the witnesses' cosignature lines (ADR 0021)."""
         with read_connection(self.engine) as conn:
             row = repository.latest_checkpoint(conn)
-        return None if row is None else _checkpoint_info(row)
+            cosigned = cosignature_store.lines_for(conn, [] if row is None else [int(row.tree_size)])
+        return None if row is None else _checkpoint_info(row, cosigned)
 
     def checkpoints(self, *, after_size: int | None = None, limit: int | None = None) -> list[CheckpointInfo]:
-        """Checkpoints by tree size, oldest first: those of a larger tree than ``after_size``, at most ``limit``."""
+        """Checkpoints by tree size, oldest first: those of a larger tree than ``after_size``, at most ``limit``;
+        notes with the witnesses' cosignature lines."""
         with read_connection(self.engine) as conn:
-            return [_checkpoint_info(r) for r in repository.list_checkpoints(conn, after_size=after_size,
-                                                                              limit=limit)]
+            rows = repository.list_checkpoints(conn, after_size=after_size, limit=limit)
+            cosigned = cosignature_store.lines_for(conn, [int(r.tree_size) for r in rows])
+        return [_checkpoint_info(r, cosigned) for r in rows]
 
     def maybe_checkpoint(self, *, size: int | None = None, timer: bool = False) -> CheckpointInfo | None:
         """Issue a checkpoint if N entries arrived since the last one (or, from the timer, any)."""
@@ -391,8 +401,10 @@ class AuditLog:
         return DbVerifyReport(size, expected_nodes, len(cps), roots[size])
 
 
-def _checkpoint_info(row: Any) -> CheckpointInfo:
-    return CheckpointInfo(int(row.tree_size), bytes(row.root_hash), str(row.note), row.issued_at)
+def _checkpoint_info(row: Any, cosigned: dict[int, list[str]] | None = None) -> CheckpointInfo:
+    """A stored checkpoint; with ``cosigned``, its note followed by its cosignature lines."""
+    lines = "".join((cosigned or {}).get(int(row.tree_size), []))
+    return CheckpointInfo(int(row.tree_size), bytes(row.root_hash), str(row.note) + lines, row.issued_at)
 
 
 def _stored(row: Any) -> StoredEntry:

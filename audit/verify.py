@@ -10,6 +10,9 @@ and auditors run one copy of them (ADR 0019). This module adds what only the ser
 - :func:`verify_export`: verification of an export directory for tests and benchmarks, with a
   key given, or the export's own (which proves only that the export is consistent in itself).
 
+Both take witness keys (ADR 0021): the checkpoint must then carry valid C2SP cosignatures by
+enough of them; cosignatures by other keys do not count.
+
 Every verifier error becomes the :mod:`audit.errors` error that says the same.
 """
 
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import base64
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,7 @@ from audit.errors import LogForkError, VerificationError, from_verifier
 from audit.service import AuditLog
 from tarcza_verify import errors as verify_errors
 from tarcza_verify.audit_export import AuditExportResult, read_export_key, verify_audit_export
+from tarcza_verify.cosignature import CosignerKey
 from tarcza_verify.note import Verifier, b64encode
 from tarcza_verify.run import export_directory
 from tarcza_verify.unpack import Limits, unpack_tar_gz
@@ -47,7 +51,8 @@ def _as_audit_errors() -> Iterator[None]:
 
 def verify_export(directory: Path, *, trusted_key: str | Verifier | None = None,
                   trusted_checkpoint: str | None = None, check_events: bool = False,
-                  progress: Progress | None = None) -> AuditExportResult:
+                  progress: Progress | None = None, witnesses: Sequence[CosignerKey] = (),
+                  min_witnesses: int | None = None) -> AuditExportResult:
     """Verify an export directory with ``trusted_key`` (a key string or verifier), or with the key it carries.
 
     Without a key this proves only that the export is consistent in itself; the commands never
@@ -61,7 +66,7 @@ def verify_export(directory: Path, *, trusted_key: str | Verifier | None = None,
         if key is None:
             raise verify_errors.ExportFormatError("verifier.key: missing or not a verifier key", file="verifier.key")
         return verify_audit_export(directory, key, trusted_checkpoint=trusted_checkpoint, check_events=check_events,
-                                   progress=progress)
+                                   progress=progress, witnesses=witnesses, min_witnesses=min_witnesses)
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,7 @@ def _upload_size(upload: BinaryIO) -> int:
 
 
 def verify_upload(log: AuditLog, upload: BinaryIO, *, limits: UploadLimits, trusted_checkpoint: str | None = None,
-                  ) -> dict[str, Any]:
+                  witnesses: Sequence[CosignerKey] = (), min_witnesses: int | None = None) -> dict[str, Any]:
     """Verify an uploaded ``.tar.gz`` export against this log: its key, and its tree.
 
     The answer is the verification summary with ``key: "server"`` and ``matches_this_log``.
@@ -106,7 +111,8 @@ def verify_upload(log: AuditLog, upload: BinaryIO, *, limits: UploadLimits, trus
             raise verify_errors.KeyTrustError(
                 f"this export is signed by another key ({carried.label}) than this server's log key ({key.label}): "
                 "it was not made by this log, or it was re-signed", carried=carried.label, trusted=key.label)
-        result = verify_audit_export(directory, key, trusted_checkpoint=trusted_checkpoint, check_events=True)
+        result = verify_audit_export(directory, key, trusted_checkpoint=trusted_checkpoint, check_events=True,
+                                     witnesses=witnesses, min_witnesses=min_witnesses)
     checked_against = _check_against_this_log(log, result)
     return {**result.to_json(), "key": "server", "matches_this_log": True,
             "consistent_with_server_checkpoint": checked_against}

@@ -7,9 +7,11 @@ local keyfile live in the data directory (``./var``). Invariant: secrets are
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -103,6 +105,16 @@ class Settings(BaseSettings):
     db_app_role: str | None = Field(
         None, description="PostgreSQL role granted INSERT and SELECT only on the audit tables by the migration.",
     )
+    # -- witnesses (ADR 0021) ------------------------------------------------------------------------
+    witnesses: str = Field(
+        "", description="Witnesses that cosign audit checkpoints (C2SP tlog-witness): entries separated by "
+        "commas or newlines, each '<submission URL> <witness verifier key>' (signed-note vkey, type 0x04).",
+    )
+    witness_retry_seconds: float = Field(
+        30.0, gt=0, description="How often checkpoints are submitted again to a witness that was unreachable, "
+        "and how often the newest checkpoint is looked for.",
+    )
+    witness_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one request to a witness.")
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -123,6 +135,17 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a rate limit such as '6000/minute' or '10/second;600/minute'; "
                              "empty or 'off' disables it") from None
         return value
+
+    @field_validator("witnesses")
+    @classmethod
+    def _witnesses(cls, value: str) -> str:
+        parse_witnesses(value)
+        return value.strip()
+
+    @property
+    def witness_list(self) -> list[tuple[str, str]]:
+        """``(submission URL, verifier key)`` per configured witness (keys parsed by ``audit.witness_client``)."""
+        return parse_witnesses(self.witnesses)
 
     @cached_property
     def effective_database_url(self) -> str:
@@ -167,6 +190,27 @@ class Settings(BaseSettings):
                 out[name] = str(value)
         out["database_url"] = parse_database_url(self.effective_database_url).render_as_string(hide_password=True)
         return out
+
+
+def parse_witnesses(raw: str) -> list[tuple[str, str]]:
+    """Split ``TARCZA_WITNESSES`` into ``(URL, verifier key)`` pairs; ValueError naming the bad entry."""
+    out: list[tuple[str, str]] = []
+    for number, entry in enumerate(re.split(r"[,\n]", raw), start=1):
+        parts = entry.split()
+        if not parts:
+            continue
+        if len(parts) != 2:
+            raise ValueError(f"witness entry {number} is not '<URL> <verifier key>'")
+        url, key = parts
+        scheme = urlsplit(url).scheme
+        if scheme not in ("http", "https") or not urlsplit(url).netloc:
+            raise ValueError(f"witness entry {number}: {url!r} is not an http(s) URL")
+        if key.count("+") < 2:
+            raise ValueError(f"witness entry {number}: the key is not a signed-note verifier key (name+id+key)")
+        out.append((url.rstrip("/"), key))
+    if len({key for _, key in out}) != len(out):
+        raise ValueError("the same witness key is configured twice")
+    return out
 
 
 def parse_database_url(raw: str) -> URL:

@@ -165,6 +165,7 @@ CAPABILITY_COMMANDS: tuple[tuple[str, str], ...] = (
     ("api.cli.vault:keys_app", "keys"),
     ("api.cli.contacts", "contact"),
     ("api.cli.gdpr", "gdpr"),
+    ("api.cli.witness", "witness"),
 )
 
 

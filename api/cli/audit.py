@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -17,6 +17,9 @@ from api.cli.common import console, runtime
 from audit.events import Actor, ActorKind
 from audit.repository import EntryFilter
 from core.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from tarcza_verify.cosignature import CosignerKey
 
 app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log: append, prove, export, verify.")
 
@@ -170,7 +173,8 @@ KnownLogsOpt = Annotated[Path | None, typer.Option(
 
 
 def run_verification(path: Path, *, key: Path | None, known_logs: Path | None, trusted_checkpoint: Path | None,
-                     check_events: bool, label: str) -> None:
+                     check_events: bool, label: str, witnesses: Sequence[CosignerKey] = (),
+                     min_witnesses: int | None = None) -> None:
     """Verify ``path`` as `tarcza-verify` does (same checks, same pinning, same output and exit status)."""
     from datetime import UTC, datetime
 
@@ -188,7 +192,8 @@ def run_verification(path: Path, *, key: Path | None, known_logs: Path | None, t
                 raise InvalidInputError(f"{trusted_checkpoint}: cannot read the saved checkpoint") from None
         with progress_bar(label) as update:
             outcome = run.verify_path(path, key=verifier, known_logs=known_logs or trust.default_path(),
-                                      trusted_checkpoint=saved, check_events=check_events, progress=update)
+                                      trusted_checkpoint=saved, check_events=check_events, progress=update,
+                                      witnesses=witnesses, min_witnesses=min_witnesses)
     except VerifyError as exc:
         raise from_verifier(exc) from None
     for line in outcome.warning():
@@ -209,11 +214,18 @@ def verify(
     known_logs: KnownLogsOpt = None,
     check_events: Annotated[bool, typer.Option(
         help="Also check every entry is canonical JSON of an event within the export's filters.")] = False,
+    witness: Annotated[list[str] | None, typer.Option(
+        help="A witness verifier key (or a file holding one) whose cosignature counts; repeatable.")] = None,
+    min_witnesses: Annotated[int | None, typer.Option(
+        min=0, help="How many of the --witness keys must have cosigned the checkpoint (default: all).")] = None,
 ) -> None:
     """Verify an export offline (no database, no secret; exit 0, or 3 on a key's first use), or with --db the
     whole stored log."""
     if db == (path is not None):
         raise InvalidInputError("give either an export (directory or .tar.gz) or --db")
+    from api.cli.witness import witness_keys
+
+    witnesses = witness_keys(witness or [], min_witnesses)
     if db:
         with progress_bar("verifying log") as update:
             report = runtime().audit.verify_database(progress=update)
@@ -222,4 +234,5 @@ def verify(
         return
     assert path is not None  # noqa: S101 - narrowed by the check above
     run_verification(path, key=key, known_logs=known_logs, trusted_checkpoint=trusted_checkpoint,
-                     check_events=check_events, label="verifying export")
+                     check_events=check_events, label="verifying export", witnesses=witnesses,
+                     min_witnesses=min_witnesses)

@@ -169,10 +169,18 @@ def verify_export_upload(
     runtime: RuntimeDep, _: Reader, upload: Annotated[ExportUpload, Form()],
     trusted_checkpoint: Annotated[str | None, Query(max_length=4096, description=(
         "A checkpoint (signed note) kept from earlier: the export must be consistent with it"))] = None,
+    witness: Annotated[list[str] | None, Query(max_length=20, description=(
+        "Witness verifier keys (signed-note vkey, type 0x04) whose cosignatures of the checkpoint count"))] = None,
+    min_witnesses: Annotated[int | None, Query(ge=0, le=20, description=(
+        "How many of the given witnesses must have cosigned the checkpoint (default: all)"))] = None,
 ) -> dict[str, Any]:
     """The upload is checked with this server's log key (never a key inside it), against this log's tree and
-    newest checkpoint, unpacked within TARCZA_MAX_UNPACKED_EXPORT_BYTES (and 100 times its size)."""
+    newest checkpoint, unpacked within TARCZA_MAX_UNPACKED_EXPORT_BYTES (and 100 times its size); with
+    witness keys, its checkpoint must carry their cosignatures."""
+    from audit.cosignature import CosignerKey
     from audit.verify import UploadLimits, verify_upload
 
+    witnesses = [CosignerKey.from_string(value) for value in witness or []]  # a bad key: 422
     limits = UploadLimits(max_bytes=runtime.settings.max_unpacked_export_bytes)
-    return verify_upload(runtime.audit, upload.file.file, limits=limits, trusted_checkpoint=trusted_checkpoint)
+    return verify_upload(runtime.audit, upload.file.file, limits=limits, trusted_checkpoint=trusted_checkpoint,
+                         witnesses=witnesses, min_witnesses=min_witnesses)

@@ -89,9 +89,10 @@ class TestStandaloneInstall:
             assert done.returncode == 0, done.stderr
             assert done.stdout.startswith(start)
             assert "checkpoint issued " in done.stdout
-        as_json = run(standalone, str(tarball), "--json", "--known-logs", str(known), cwd=tmp_path)
+        as_json = run(standalone, str(tarball), "--json", "--key", str(key), "--known-logs", str(known), cwd=tmp_path)
         assert as_json.returncode == 0, as_json.stderr
-        assert json.loads(as_json.stdout)["key_source"] == "pinned"
+        assert (json.loads(as_json.stdout)["ok"], json.loads(as_json.stdout)["key_source"]) == (True, "given")
+        assert not known.exists()  # a command given its key writes no pin
 
         changed = tmp_path / "changed.tar.gz"
         with tarfile.open(tarball, "r:gz") as src, tarfile.open(changed, "w:gz") as dst:
@@ -101,7 +102,7 @@ class TestStandaloneInstall:
                     data = data.replace(b'"system"', b'"user"', 1)
                     member.size = len(data)
                 dst.addfile(member, io.BytesIO(data) if data is not None else None)
-        refused = run(standalone, str(changed), "--known-logs", str(known), cwd=tmp_path)
+        refused = run(standalone, str(changed), "--key", str(key), "--known-logs", str(known), cwd=tmp_path)
         assert refused.returncode == 1
         assert refused.stderr.startswith("error: entry ")
         assert len(refused.stderr.strip().splitlines()) == 1

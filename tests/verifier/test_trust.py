@@ -70,11 +70,11 @@ class TestKnownLogsFile:
 
 
 class TestDecide:
-    def test_given_key_is_used_and_pinned(self, tmp_path: Path) -> None:
-        """A key given with --key is used (the export must carry it) and pinned when nothing was."""
+    def test_given_key_is_used_and_nothing_written(self, tmp_path: Path) -> None:
+        """A key given with --key is used (the export must carry it); the known-logs file is not written."""
         known = KnownLogs.load(tmp_path / "k")
         decision = decide(ORIGIN, REAL, known, REAL)
-        assert (decision.key, decision.source, decision.pin, decision.flagged) == (REAL, "given", True, False)
+        assert (decision.key, decision.source, decision.pin, decision.flagged) == (REAL, "given", False, False)
         with pytest.raises(KeyTrustError, match="another key"):
             decide(ORIGIN, FORGED, known, REAL)
 

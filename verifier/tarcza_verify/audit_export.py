@@ -17,7 +17,9 @@ the first failure with what disagreed in the auditor's terms (the entry's index 
 7. the SHA-256 of every other file against the signed manifest (``entries.jsonl`` and
    ``leaf_hashes.bin`` are pinned byte for byte by step 5);
 8. with a checkpoint the auditor saved earlier: it is the trusted key's, of the same log,
-   and the export's tree extends it (else: the log was forked or rewritten).
+   and the export's tree extends it (else: the log was forked or rewritten);
+9. with witness keys: ``checkpoint.txt`` carries valid C2SP cosignatures by at least the
+   required number of them (:mod:`tarcza_verify.cosignature`); others' lines do not count.
 
 Invariant: no hash the export states is trusted; each is recomputed, or checked against the
 signed checkpoint and manifest. Nothing here chooses the key: see :mod:`tarcza_verify.trust`.
@@ -30,13 +32,14 @@ import binascii
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 from tarcza_verify import merkle
+from tarcza_verify.cosignature import CosignerKey, require_cosignatures
 from tarcza_verify.errors import (
     CheckpointError,
     ExportFormatError,
@@ -87,6 +90,7 @@ class AuditExportResult:
     filters: dict[str, Any] = field(default_factory=dict)
     trusted_size: int | None = None
     trusted_time: int | None = None
+    cosigned_by: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The result as JSON (``ok`` first), times as POSIX seconds."""
@@ -94,7 +98,8 @@ class AuditExportResult:
                 "origin": self.origin, "layout": self.layout, "key": self.key,
                 "checkpoint_time": self.checkpoint_time, "first_index": self.first_index,
                 "last_index": self.last_index, "filters": self.filters,
-                "consistent_with_trusted_size": self.trusted_size, "trusted_checkpoint_time": self.trusted_time}
+                "consistent_with_trusted_size": self.trusted_size, "trusted_checkpoint_time": self.trusted_time,
+                "cosigned_by": list(self.cosigned_by)}
 
 
 # --- reading files ----------------------------------------------------------------------------
@@ -361,15 +366,26 @@ def _check_events(lines: list[bytes], indexes: list[int], filters: dict[str, Any
 
 
 def verify_audit_export(directory: Path, key: Verifier, *, trusted_checkpoint: str | None = None,
-                        check_events: bool = False, progress: Progress | None = None) -> AuditExportResult:
-    """Verify the export in ``directory`` with ``key``; a summary, or the first disagreement raised."""
+                        check_events: bool = False, progress: Progress | None = None,
+                        witnesses: Sequence[CosignerKey] = (), min_witnesses: int | None = None,
+                        ) -> AuditExportResult:
+    """Verify the export in ``directory`` with ``key``; a summary, or the first disagreement raised.
+
+    With ``witnesses`` (or ``min_witnesses``), the checkpoint must also carry valid cosignatures by
+    at least ``min_witnesses`` (default: all) of those witness keys.
+    """
     _check_key(directory, key)
     manifest, _ = _open_manifest(directory, key)
     _check_listing(directory, manifest)
+    checkpoint_note = _read_text(directory, "checkpoint.txt")
     try:
-        checkpoint = open_checkpoint(_read_text(directory, "checkpoint.txt"), key)
+        checkpoint = open_checkpoint(checkpoint_note, key)
     except CheckpointError as exc:
         raise CheckpointError(f"checkpoint.txt: {exc.detail}", file="checkpoint.txt") from None
+    cosigned: tuple[str, ...] = ()
+    if witnesses or min_witnesses:
+        minimum = len({w.label for w in witnesses}) if min_witnesses is None else min_witnesses
+        cosigned = tuple(c.key.label for c in require_cosignatures(checkpoint_note, witnesses, minimum))
     if (manifest["tree_size"], manifest["origin"], manifest["root_hash"]) != (
             checkpoint.size, checkpoint.origin, b64encode(checkpoint.root_hash)):
         raise ExportFormatError(
@@ -403,4 +419,4 @@ def verify_audit_export(directory: Path, key: Verifier, *, trusted_checkpoint: s
         origin=checkpoint.origin, layout=manifest["layout"], key=key.to_string(), checkpoint_time=checkpoint.time,
         first_index=indexes[0] if indexes else None, last_index=indexes[-1] if indexes else None,
         filters=dict(manifest["filters"]), trusted_size=None if trusted is None else trusted.size,
-        trusted_time=None if trusted is None else trusted.time)
+        trusted_time=None if trusted is None else trusted.time, cosigned_by=cosigned)

@@ -1,6 +1,7 @@
 """``tarcza-verify``: verify a Tarcza audit export or subject archive on your own machine.
 
     tarcza-verify PATH [--key FILE] [--trusted-checkpoint FILE] [--known-logs FILE] [--check-events] [--json]
+                  [--witness KEY ... [--min-witnesses N]]
 
 PATH is an audit export (a directory, or the ``.tar.gz`` the server sends) or a GDPR subject
 archive (``.zip``). Exit status: 0 verified with a key you trust; 3 verified only with the key
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tarcza_verify import __version__
+from tarcza_verify.cosignature import CosignerKey
 from tarcza_verify.errors import VerifyError
 from tarcza_verify.run import outcome_json, verify_path
 from tarcza_verify.trust import ENVIRONMENT_VARIABLE, default_path, read_key_file
@@ -38,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--known-logs", type=Path, metavar="FILE",
                         help=f"the file of pinned keys (default ${ENVIRONMENT_VARIABLE}, else "
                         "~/.config/tarcza/known_logs)")
+    parser.add_argument("--witness", action="append", default=[], metavar="KEY",
+                        help="a witness's verifier key (name+keyid+base64, type 0x04), or a file holding one, whose "
+                        "cosignature of the checkpoint counts; repeatable")
+    parser.add_argument("--min-witnesses", type=int, metavar="N",
+                        help="how many of the --witness keys must have cosigned the checkpoint (default: all)")
     parser.add_argument("--check-events", action="store_true",
                         help="also check that every entry of an audit export is canonical JSON of an event within "
                         "the export's filters (always done for a subject archive's log part)")
@@ -46,6 +53,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_LIMITS.max_bytes, help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"tarcza-verify {__version__}")
     return parser
+
+
+def _key_text(value: str) -> str:
+    """A key given on the command line, or the content of the file it names."""
+    path = Path(value)
+    if "+" not in value and path.is_file():
+        try:
+            return path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            raise VerifyError(f"{value}: cannot read a key from it") from None
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,9 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 trusted = args.trusted_checkpoint.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError):
                 raise VerifyError(f"{args.trusted_checkpoint}: cannot read the saved checkpoint") from None
+        witnesses = [CosignerKey.from_string(_key_text(value)) for value in args.witness]
+        if args.min_witnesses is not None and not 0 <= args.min_witnesses <= len({w.label for w in witnesses}):
+            raise VerifyError(f"--min-witnesses {args.min_witnesses} needs at least that many distinct --witness "
+                              f"keys ({len(witnesses)} given)")
         outcome = verify_path(args.path, key=key, known_logs=args.known_logs or default_path(),
                               trusted_checkpoint=trusted, check_events=args.check_events,
-                              limits=Limits(args.max_files, args.max_bytes))
+                              limits=Limits(args.max_files, args.max_bytes), witnesses=witnesses,
+                              min_witnesses=args.min_witnesses)
     except VerifyError as exc:
         sys.stderr.write(f"error: {exc.detail}\n")
         return 1

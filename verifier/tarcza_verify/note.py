@@ -33,7 +33,7 @@ import base64
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Self
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -47,6 +47,7 @@ __all__ = [
     "SIGNATURE_PREFIX",
     "TIME_PREFIX",
     "Checkpoint",
+    "NoteSignature",
     "Verifier",
     "b64encode",
     "check_key_name",
@@ -57,6 +58,7 @@ __all__ = [
     "parse_checkpoint_body",
     "signers_of",
     "split_key_string",
+    "split_note",
     "time_line",
 ]
 
@@ -256,12 +258,12 @@ class Verifier:
         return hash(self.to_string())
 
     @classmethod
-    def from_public_key(cls, name: str, public_key: Ed25519PublicKey) -> Verifier:
+    def from_public_key(cls, name: str, public_key: Ed25519PublicKey) -> Self:
         """The verifier of ``public_key`` under ``name``, key ID computed."""
         return cls(name, compute_key_id(name, public_key), public_key)
 
     @classmethod
-    def from_string(cls, text: str) -> Verifier:
+    def from_string(cls, text: str) -> Self:
         """Parse ``"<name>+<key ID hex>+<base64(0x01 || public key)>"``."""
         name, key_id_hex, key_data = split_key_string(text, "verifier", "name+keyid+keydata")
         if key_data[:1] != ED25519_TYPE:
@@ -288,7 +290,9 @@ class Verifier:
 
 
 @dataclass(frozen=True)
-class _SignatureLine:
+class NoteSignature:
+    """One signature line of a note, not yet verified: key name, 4-byte key ID, signature bytes."""
+
     name: str
     key_id: bytes
     signature: bytes
@@ -304,8 +308,12 @@ def _ed25519_verifies(public_key: Ed25519PublicKey, signature: bytes, message: b
     return True
 
 
-def _split_note(note: str) -> tuple[str, list[_SignatureLine]]:
-    """Split a note into its text and its signature lines; CheckpointError if malformed."""
+def split_note(note: str) -> tuple[str, list[NoteSignature]]:
+    """A note's text and its signature lines, none verified; CheckpointError if malformed.
+
+    For verifiers of other signature types over the same note (witness cosignatures,
+    :mod:`tarcza_verify.cosignature`), which must parse notes exactly as :func:`open_note` does.
+    """
     _check_utf8(note, "note")
     if len(note.encode("utf-8")) > MAX_NOTE_BYTES:
         raise CheckpointError(f"malformed note: larger than {MAX_NOTE_BYTES} bytes")
@@ -320,7 +328,7 @@ def _split_note(note: str) -> tuple[str, list[_SignatureLine]]:
     lines = block[:-1].split("\n")
     if len(lines) > MAX_SIGNATURES:
         raise CheckpointError(f"malformed note: more than {MAX_SIGNATURES} signatures")
-    signatures: list[_SignatureLine] = []
+    signatures: list[NoteSignature] = []
     for number, line in enumerate(lines, start=1):
         if not line.startswith(SIGNATURE_PREFIX):
             raise CheckpointError(f"malformed note: signature line {number} does not start with an em dash")
@@ -331,13 +339,13 @@ def _split_note(note: str) -> tuple[str, list[_SignatureLine]]:
         raw = _b64decode(encoded, f"signature {number}")
         if len(raw) <= KEY_ID_SIZE:
             raise CheckpointError(f"malformed note: signature {number} is too short")
-        signatures.append(_SignatureLine(name, raw[:KEY_ID_SIZE], raw[KEY_ID_SIZE:]))
+        signatures.append(NoteSignature(name, raw[:KEY_ID_SIZE], raw[KEY_ID_SIZE:]))
     return text, signatures
 
 
 def signers_of(note: str) -> list[str]:
     """``<name>+<key ID hex>`` of every signature line of ``note`` (not verified): for messages."""
-    _, signatures = _split_note(note)
+    _, signatures = split_note(note)
     return [f"{line.name}+{line.key_id.hex()}" for line in signatures]
 
 
@@ -348,7 +356,7 @@ def open_note(note: str, verifier: Verifier) -> str:
     ignored; at least one signature by the verifier's key must verify, and any of its
     signatures that does not verify rejects the whole note.
     """
-    text, signatures = _split_note(note)
+    text, signatures = split_note(note)
     message = text.encode("utf-8")
     verified = False
     for line in signatures:

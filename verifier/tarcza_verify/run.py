@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from tarcza_verify.audit_export import AuditExportResult, export_origin, read_export_key, verify_audit_export
+from tarcza_verify.cosignature import CosignerKey
 from tarcza_verify.errors import ExportFormatError, VerifyError
 from tarcza_verify.note import Verifier
 from tarcza_verify.subject_archive import ArchiveVerification, archive_key, verify_subject_archive
@@ -69,6 +70,8 @@ class Outcome:
         if isinstance(result, AuditExportResult):
             trusted = (f"; consistent with trusted checkpoint of size {result.trusted_size}"
                        if result.trusted_size is not None else "")
+            if result.cosigned_by:
+                trusted += f"; cosigned by {len(result.cosigned_by)} witness(es): {', '.join(result.cosigned_by)}"
             return (f"OK: {result.entries} entries verify against the checkpoint of size {result.tree_size} "
                     f"(origin {result.origin}, root {result.root_hash}), {issued(result.checkpoint_time, now)}"
                     f"{trusted}; {key}")
@@ -118,25 +121,40 @@ def export_directory(root: Path) -> Path:
     return folder
 
 
-def _verify_directory(directory: Path, key: Verifier | None, known: KnownLogs, trusted_checkpoint: str | None,
-                      check_events: bool, progress: Progress | None) -> Outcome:
+@dataclass(frozen=True)
+class _Options:
+    trusted_checkpoint: str | None
+    check_events: bool
+    progress: Progress | None
+    witnesses: Sequence[CosignerKey]
+    min_witnesses: int | None
+
+
+def _verify_directory(directory: Path, key: Verifier | None, known: KnownLogs, options: _Options) -> Outcome:
     carried = read_export_key(directory)
     origin = export_origin(directory) or (carried.name if carried else None)
     if origin is None:
         raise ExportFormatError(f"{directory}: not an audit export (no readable manifest.json or verifier.key)")
     decision = decide(origin, carried, known, key)
-    result = verify_audit_export(directory, decision.key, trusted_checkpoint=trusted_checkpoint,
-                                 check_events=check_events, progress=progress)
+    result = verify_audit_export(directory, decision.key, trusted_checkpoint=options.trusted_checkpoint,
+                                 check_events=options.check_events, progress=options.progress,
+                                 witnesses=options.witnesses, min_witnesses=options.min_witnesses)
     return Outcome("audit-export", result, origin, decision, known.path)
 
 
 def verify_path(path: Path, *, key: Verifier | None = None, known_logs: Path,
                 trusted_checkpoint: str | None = None, check_events: bool = False,
-                limits: Limits = DEFAULT_LIMITS, progress: Progress | None = None) -> Outcome:
-    """Verify what ``path`` holds with the key :func:`tarcza_verify.trust.decide` chooses; pin it if new."""
+                limits: Limits = DEFAULT_LIMITS, progress: Progress | None = None,
+                witnesses: Sequence[CosignerKey] = (), min_witnesses: int | None = None) -> Outcome:
+    """Verify what ``path`` holds with the key :func:`tarcza_verify.trust.decide` chooses; pin it if new.
+
+    With ``witnesses``, the (log part's) checkpoint must carry valid cosignatures by at least
+    ``min_witnesses`` (default: all) of them.
+    """
     known = KnownLogs.load(known_logs)
+    options = _Options(trusted_checkpoint, check_events, progress, witnesses, min_witnesses)
     if path.is_dir():
-        outcome = _verify_directory(path, key, known, trusted_checkpoint, check_events, progress)
+        outcome = _verify_directory(path, key, known, options)
     elif zipfile.is_zipfile(path):
         if trusted_checkpoint is not None:
             raise VerifyError("--trusted-checkpoint applies to audit exports; a subject archive's log part is "
@@ -145,13 +163,13 @@ def verify_path(path: Path, *, key: Verifier | None = None, known_logs: Path,
         if origin is None:
             raise ExportFormatError(f"{path.name}: not a subject archive (no readable manifest.json)")
         decision = decide(origin, carried, known, key)
-        result = verify_subject_archive(path, decision.key, limits=limits)
+        result = verify_subject_archive(path, decision.key, limits=limits, witnesses=witnesses,
+                                        min_witnesses=min_witnesses)
         outcome = Outcome("subject-archive", result, origin, decision, known.path)
     elif path.is_file():
         with tempfile.TemporaryDirectory(prefix="tarcza-verify-") as tmp:
             unpack_tar_gz(path, Path(tmp), limits)
-            outcome = _verify_directory(export_directory(Path(tmp)), key, known, trusted_checkpoint, check_events,
-                                        progress)
+            outcome = _verify_directory(export_directory(Path(tmp)), key, known, options)
     else:
         raise VerifyError(f"{path}: no such file or directory")
     if outcome.trust.pin:

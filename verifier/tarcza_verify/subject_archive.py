@@ -28,7 +28,7 @@ import json
 import re
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +36,7 @@ from typing import Any, Final
 
 from tarcza_verify.archive_log import ENTRY_NAME, LogPart, read_log_part, unbacked
 from tarcza_verify.audit_export import verify_audit_export
+from tarcza_verify.cosignature import CosignerKey
 from tarcza_verify.errors import ArchiveError, CheckpointError, VerifyError
 from tarcza_verify.note import Verifier, open_note, signers_of
 from tarcza_verify.unpack import DEFAULT_LIMITS, Limits
@@ -255,12 +256,14 @@ def archive_key(path: Path) -> tuple[str | None, Verifier | None]:
 
 
 def verify_subject_archive(path: Path, key: Verifier | None, *, allow_unsigned: bool = False,
-                           limits: Limits = DEFAULT_LIMITS) -> ArchiveVerification:
+                           limits: Limits = DEFAULT_LIMITS, witnesses: Sequence[CosignerKey] = (),
+                           min_witnesses: int | None = None) -> ArchiveVerification:
     """Verify a subject archive with ``key``; a summary, or :class:`~tarcza_verify.errors.ArchiveError`.
 
     ``key`` None verifies with the key the archive's log part carries, which proves only that
     the archive is consistent in itself: callers decide trust (:mod:`tarcza_verify.trust`).
     ``allow_unsigned`` accepts an archive without ``manifest.sig`` (Tarcza always signs).
+    ``witnesses`` must have cosigned the log part's checkpoint (``min_witnesses`` of them; default all).
     """
     with _open_zip(path) as zf, tempfile.TemporaryDirectory(prefix="tarcza-verify-archive-") as tmp:
         members = _members(zf)
@@ -313,7 +316,7 @@ def verify_subject_archive(path: Path, key: Verifier | None, *, allow_unsigned: 
         log = None
         checkpoint_time = None
         if log_json is not None:
-            log, checkpoint_time = _verify_log_part(log_dir, log_json, key)
+            log, checkpoint_time = _verify_log_part(log_dir, log_json, key, witnesses, min_witnesses)
         try:
             problem = unbacked(data, log)
             recordings = _check_recordings(data, files)
@@ -329,11 +332,13 @@ def verify_subject_archive(path: Path, key: Verifier | None, *, allow_unsigned: 
         key.to_string() if key is not None else None, checkpoint_time)
 
 
-def _verify_log_part(log_dir: Path, log_json: Any, key: Verifier | None) -> tuple[LogPart, int | None]:
+def _verify_log_part(log_dir: Path, log_json: Any, key: Verifier | None, witnesses: Sequence[CosignerKey],
+                     min_witnesses: int | None) -> tuple[LogPart, int | None]:
     if key is None:
         raise _fail("log/verifier.key", "log/verifier.key: missing, and no key was given")
     try:
-        result = verify_audit_export(log_dir, key, check_events=True)
+        result = verify_audit_export(log_dir, key, check_events=True, witnesses=witnesses,
+                                     min_witnesses=min_witnesses)
     except VerifyError as exc:
         raise _fail(_log_error_file(exc), f"log/ (the audit-log export): {exc.detail}") from None
     log = read_log_part(log_dir, _fail)

@@ -8,7 +8,7 @@ comment. Its place is ``$TARCZA_KNOWN_LOGS``, else ``$XDG_CONFIG_HOME/tarcza/kno
 Rules (:func:`decide`):
 
 - a key given with ``--key`` must agree with the pin for its origin, if any, and the export
-  must carry that key; it is pinned when nothing was;
+  must carry that key; the file is only read (a command given its key writes nothing);
 - without ``--key``, the pinned key is used, and an export carrying another key is refused
   ("signed by another key"): a pin never changes by itself; the auditor edits the file;
 - without ``--key`` and without a pin, the export's own key is used *and flagged*: the
@@ -135,7 +135,7 @@ def decide(origin: str, carried: Verifier | None, known: KnownLogs, given: Verif
                 f"if the log's key really changed, replace the line for {origin} there")
         if carried is not None and carried != given:
             raise KeyTrustError(_resigned(origin, carried, given, "the key you gave"))
-        return TrustDecision(given, "given", pin=pinned is None)
+        return TrustDecision(given, "given", pin=False)
     if pinned is not None:
         if carried is not None and carried != pinned:
             raise KeyTrustError(_resigned(origin, carried, pinned, f"the key pinned in {where}") +
