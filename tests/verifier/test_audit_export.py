@@ -280,3 +280,45 @@ class TestSavedCheckpoint:
         other = signer.sign_checkpoint(Checkpoint("other.example.pl/log", 3, merkle.leaf_hash(b"x")))
         with pytest.raises(CheckpointError, match="does not verify with the key you trust"):
             verify_audit_export(sample.whole, sample.signer.verifier(), trusted_checkpoint=other)
+
+
+class TestWitnesses:
+    def test_cosigned_checkpoint_verifies_with_the_witness_keys(self, sample: Sample,
+                                                                copy: Callable[[Path], Path]) -> None:
+        """A checkpoint cosigned by a witness verifies with that witness's key required; the export is then
+        refused when a second, absent witness is required too; others' cosignatures do not count."""
+        from audit.cosignature import Cosigner
+        from tarcza_verify.cosignature import CosignatureError
+
+        out = copy(sample.whole)
+        note = (out / "checkpoint.txt").read_text()
+        body = note.split("\n\n")[0] + "\n"
+        w1, w2, stranger = (Cosigner.generate(f"witness.example/w{i}") for i in (1, 2, 3))
+        (out / "checkpoint.txt").write_text(note + w1.cosign(body, 1_800_000_000) + stranger.cosign(body, 1))
+        resign(out, sample.signer)
+        key = sample.signer.verifier()
+        result = verify_audit_export(out, key, witnesses=[w1.verifier()])
+        assert result.cosigned_by == (w1.verifier().label,)
+        with pytest.raises(CosignatureError, match=r"1 valid cosignature.*2 required; missing: witness\.example/w2"):
+            verify_audit_export(out, key, witnesses=[w1.verifier(), w2.verifier()])
+        assert verify_audit_export(out, key, witnesses=[w1.verifier(), w2.verifier()], min_witnesses=1).cosigned_by
+
+    def test_command_takes_witness_keys_and_files(self, sample: Sample, copy: Callable[[Path], Path],
+                                                  tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """`tarcza-verify --witness` takes a key or a file holding one; without the cosignature it refuses."""
+        from audit.cosignature import Cosigner
+        from tarcza_verify.cli import main
+
+        out = copy(sample.whole)
+        witness = Cosigner.generate("witness.example/w1")
+        key_file, witness_file = tmp_path / "log.pub", tmp_path / "w1.pub"
+        key_file.write_text(sample.signer.verifier().to_string() + "\n")
+        witness_file.write_text(witness.verifier().to_string() + "\n")
+        known = ["--known-logs", str(tmp_path / "known_logs")]
+        assert main([str(out), "--key", str(key_file), "--witness", str(witness_file), *known]) == 1
+        assert "0 valid cosignature" in capsys.readouterr().err
+        note = (out / "checkpoint.txt").read_text()
+        (out / "checkpoint.txt").write_text(note + witness.cosign(note.split("\n\n")[0] + "\n", 1_800_000_000))
+        resign(out, sample.signer)
+        assert main([str(out), "--key", str(key_file), "--witness", witness.verifier().to_string(), *known]) == 0
+        assert "cosigned by 1 witness(es): witness.example/w1+" in capsys.readouterr().out
