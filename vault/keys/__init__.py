@@ -10,12 +10,15 @@ Implementations:
 
 - :class:`MemoryKeyProvider`: random keys in memory, for tests.
 - :class:`LocalKeyfileProvider`: a JSON keyfile (mode 0600), optionally sealed under a
-  passphrase (scrypt + AES-256-GCM). The embedded default.
+  passphrase (scrypt, then the sealing recipe). The embedded default.
 - :class:`Pkcs11KeyProvider`: KEKs generated and used inside a PKCS#11 token (an HSM;
   tested against SoftHSM2). Key material never leaves the token.
 
-Wire format of a wrapped key, for every provider: ``nonce (12 bytes) || AES-256-GCM
-ciphertext || tag (16 bytes)``, with the caller's ``aad`` as associated data.
+Modules: ``base`` (the contract and the wrapped-key format), ``software`` (memory),
+``keyfile``, ``pkcs11``. Wire format of a wrapped key, for every provider: a frame of the
+sealing recipe (:mod:`vault.aead`, purpose ``key wrap``, key id = KEK version, the
+caller's ``aad`` as its context item). Keys wrapped before the recipe (``nonce ||
+ciphertext || tag`` with ``aad`` as associated data) still unwrap.
 
 Invariants:
 

@@ -1,4 +1,10 @@
-"""The :class:`KeyProvider` contract, and the small rules every provider shares."""
+"""The :class:`KeyProvider` contract, and what every provider shares: the wrapped-key format.
+
+A wrapped data key is a frame of the sealing recipe (:mod:`vault.aead`) for the purpose
+``key wrap``: key id = the KEK version, one context item = the caller's ``aad``. Keys
+wrapped before the recipe (``nonce || ciphertext || tag`` with ``aad`` as associated data)
+still unwrap; a KEK rotation rewraps them as frames.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,12 @@ from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import ClassVar, Final, Self
 
-from vault.errors import KeyProviderError
+from vault import aead
+from vault.errors import KeyProviderError, VaultDecryptError
 
 KEK_SIZE: Final = 32
 INDEX_KEY_SIZE: Final = 32
 INDEX_ROOT_LABEL: Final = b"tarcza-index-root-v1"
-NONCE_SIZE: Final = 12
-TAG_SIZE: Final = 16
 
 
 class KeyProvider(ABC):
@@ -88,3 +93,24 @@ def unknown_version(version: int) -> KeyProviderError:
 def check_data_key(data_key: bytes) -> None:
     if not data_key:
         raise ValueError("data key must not be empty")
+
+
+def seal_wrapped(kek: bytes | aead.Cipher, kek_version: int, data_key: bytes, aad: bytes) -> bytes:
+    """``data_key`` wrapped under ``kek`` (of ``kek_version``) for ``aad``: a key-wrap frame."""
+    check_data_key(data_key)
+    return aead.seal(kek, data_key, purpose=aead.KEY_WRAP, ctx=aead.context(aad), key_id=kek_version)
+
+
+def open_wrapped(kek: bytes | aead.Cipher, kek_version: int, wrapped: bytes, aad: bytes) -> bytes:
+    """Unwrap a key-wrap frame of ``kek_version``, or a key wrapped before the recipe.
+
+    A frame is recognised by its header naming this KEK version; a pre-recipe wrap starts
+    with its random nonce, which looks like that header once in 2**56 wraps, so such a
+    frame that fails is tried as a pre-recipe wrap too. Raises :class:`VaultDecryptError`.
+    """
+    if aead.is_frame(wrapped) and aead.key_id_of(wrapped) == kek_version:
+        try:
+            return aead.open_sealed(kek, wrapped, purpose=aead.KEY_WRAP, ctx=aead.context(aad), key_id=kek_version)
+        except VaultDecryptError:
+            pass
+    return aead.legacy_open_nonce_first(kek, wrapped, aad)

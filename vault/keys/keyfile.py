@@ -16,16 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from core.files import fsync_directory
-from vault.errors import KeyProviderError
-from vault.keys.base import INDEX_KEY_SIZE, KEK_SIZE, NONCE_SIZE
+from vault import aead
+from vault.errors import KeyProviderError, VaultDecryptError
+from vault.keys.base import INDEX_KEY_SIZE, KEK_SIZE
 from vault.keys.software import SoftwareKeyProvider
 
-KEYFILE_FORMAT: Final = "tarcza-keyfile/v1"
+KEYFILE_FORMAT: Final = "tarcza-keyfile/v2"
+"""Written by this code: the sealed key material is a frame of the sealing recipe."""
+LEGACY_KEYFILE_FORMAT: Final = "tarcza-keyfile/v1"
+"""Read only: the sealed key material is ``nonce || ciphertext || tag`` (before the recipe)."""
+_PASSPHRASE_KEY_ID: Final = 1  # the passphrase-derived key has no versions; its frames say 1
 
 _MAX_KEYFILE_SIZE: Final = 1024 * 1024
 _SCRYPT_N: Final = 2**15
@@ -105,10 +108,10 @@ def _encode_keyfile(keks: Mapping[int, bytes], index_key: bytes, sealing: _Seali
         keys = material
     else:
         kdf = sealing.descriptor()
-        nonce = os.urandom(NONCE_SIZE)
-        aad = _canonical({"format": KEYFILE_FORMAT, "kdf": kdf})
-        sealed = AESGCM(sealing.key).encrypt(nonce, _canonical(material), aad)
-        keys = {"sealed": _b64encode(nonce + sealed)}
+        header = aead.context(_canonical({"format": KEYFILE_FORMAT, "kdf": kdf}))
+        sealed = aead.seal(sealing.key, _canonical(material), purpose=aead.KEYFILE, ctx=header,
+                           key_id=_PASSPHRASE_KEY_ID)
+        keys = {"sealed": _b64encode(sealed)}
     document = {"format": KEYFILE_FORMAT, "kdf": kdf, "keys": keys}
     return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
@@ -145,8 +148,9 @@ def _decode_keyfile(
         raise _malformed() from None
     if not isinstance(document, dict):
         raise _malformed()
-    if document.get("format") != KEYFILE_FORMAT:
-        raise KeyProviderError(f"keyfile format is not {KEYFILE_FORMAT}")
+    keyfile_format = document.get("format")
+    if keyfile_format not in (KEYFILE_FORMAT, LEGACY_KEYFILE_FORMAT):
+        raise KeyProviderError(f"keyfile format is not {KEYFILE_FORMAT} (nor the older {LEGACY_KEYFILE_FORMAT})")
     kdf, keys = document.get("kdf"), document.get("keys")
     if not isinstance(keys, dict):
         raise _malformed()
@@ -161,11 +165,15 @@ def _decode_keyfile(
         raise KeyProviderError("keyfile is passphrase-protected; a passphrase is required")
     sealing = _Sealing.from_descriptor(kdf, passphrase)
     sealed = _b64decode(keys.get("sealed"))
-    aad = _canonical({"format": KEYFILE_FORMAT, "kdf": sealing.descriptor()})
+    header = _canonical({"format": keyfile_format, "kdf": sealing.descriptor()})
     try:
-        plain = AESGCM(sealing.key).decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], aad)
+        if keyfile_format == LEGACY_KEYFILE_FORMAT:
+            plain = aead.legacy_open_nonce_first(sealing.key, sealed, header)
+        else:
+            plain = aead.open_sealed(sealing.key, sealed, purpose=aead.KEYFILE, ctx=aead.context(header),
+                                     key_id=_PASSPHRASE_KEY_ID)
         material = json.loads(plain.decode("utf-8"))
-    except (InvalidTag, ValueError):
+    except (VaultDecryptError, ValueError):
         raise KeyProviderError("wrong passphrase or corrupted keyfile") from None
     keks, index_key = _decode_material(material)
     return keks, index_key, sealing
@@ -274,16 +282,19 @@ def _replace_atomically(path: Path, data: bytes, mode: int) -> None:
 class LocalKeyfileProvider(SoftwareKeyProvider):
     """KEKs and the index root key in a private JSON keyfile.
 
-    Format (``tarcza-keyfile/v1``)::
+    Format (``tarcza-keyfile/v2``)::
 
-        {"format": "tarcza-keyfile/v1",
+        {"format": "tarcza-keyfile/v2",
          "kdf": null,
          "keys": {"kek": {"1": "<base64 32 bytes>", ...}, "index": "<base64 32 bytes>"}}
 
     With a passphrase, ``kdf`` is ``{"name": "scrypt", "salt": "<base64>", "n": 32768,
-    "r": 8, "p": 1}`` and ``keys`` is ``{"sealed": "<base64 nonce || ciphertext>"}``:
-    the object above sealed with AES-256-GCM under the scrypt-derived key, with the
-    canonical JSON of ``{"format", "kdf"}`` as associated data.
+    "r": 8, "p": 1}`` and ``keys`` is ``{"sealed": "<base64 frame>"}``: the object above
+    sealed under the scrypt-derived key as a frame of the sealing recipe (:mod:`vault.aead`,
+    purpose ``keyfile``, key id 1), whose one context item is the canonical JSON of
+    ``{"format", "kdf"}``. A ``tarcza-keyfile/v1`` file (before the recipe: ``sealed`` is
+    ``nonce || ciphertext || tag`` with that JSON as associated data) still opens; the
+    first rotation rewrites it as v2.
 
     A rotation (:meth:`create_version`, :meth:`retire_version`) rewrites the file
     atomically with the same permissions. It refuses to run if the file changed on disk

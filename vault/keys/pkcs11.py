@@ -18,11 +18,11 @@ from vault.errors import KeyProviderError, VaultDecryptError
 from vault.keys.base import (
     INDEX_KEY_SIZE,
     INDEX_ROOT_LABEL,
-    NONCE_SIZE,
-    TAG_SIZE,
     KeyProvider,
     check_data_key,
+    open_wrapped,
     refuse_current,
+    seal_wrapped,
     unknown_version,
 )
 
@@ -37,6 +37,52 @@ _SESSION_LOST: Final[tuple[type[p11.PKCS11Error], ...]] = (
     p11.TokenNotRecognised,
     p11.UserNotLoggedIn,
 )
+
+
+class _TokenCipher:
+    """A KEK inside the token as the recipe's :class:`~vault.aead.Cipher`: ``CKM_AES_GCM`` there.
+
+    The recipe chooses the nonce and builds the associated data; the token only runs
+    AES-256-GCM with them (``CK_GCM_PARAMS``, 128-bit tag). A failed encryption is a
+    :class:`KeyProviderError`; a failed decryption is :class:`VaultDecryptError` (SoftHSM2
+    reports a bad tag as ``CKR_GENERAL_ERROR``), except a lost session, which passes
+    through so the provider reopens it.
+    """
+
+    def __init__(self, kek: pkcs11.Object, version: int, token_label: str) -> None:
+        self._kek = kek
+        self._version = version
+        self._token_label = token_label
+
+    def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None, /) -> bytes:
+        if not isinstance(self._kek, pkcs11.EncryptMixin):
+            raise KeyProviderError(f"KEK version {self._version} cannot encrypt", kek_version=self._version)
+        params = pkcs11.GCMParams(nonce, associated_data or b"")
+        try:
+            sealed = self._kek.encrypt(data, mechanism=pkcs11.Mechanism.AES_GCM, mechanism_param=params)
+        except _SESSION_LOST:
+            raise
+        except p11.PKCS11Error as exc:
+            raise KeyProviderError(
+                f"PKCS#11 token {self._token_label!r} failed to wrap ({type(exc).__name__})"
+            ) from None
+        if not isinstance(sealed, bytes):  # only iterator input yields an iterator
+            raise KeyProviderError("PKCS#11 wrap returned an unexpected type")
+        return sealed
+
+    def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None, /) -> bytes:
+        if not isinstance(self._kek, pkcs11.DecryptMixin):
+            raise VaultDecryptError()
+        params = pkcs11.GCMParams(nonce, associated_data or b"")
+        try:
+            plain = self._kek.decrypt(data, mechanism=pkcs11.Mechanism.AES_GCM, mechanism_param=params)
+        except _SESSION_LOST:
+            raise
+        except p11.PKCS11Error:
+            raise VaultDecryptError() from None
+        if not isinstance(plain, bytes):
+            raise VaultDecryptError()
+        return plain
 
 
 class _SharedTokenSession:
@@ -106,14 +152,13 @@ class Pkcs11KeyProvider(KeyProvider):
     token, never a key object's value.
 
     Mechanism: wrap and unwrap are ``CKM_AES_GCM`` ``C_Encrypt``/``C_Decrypt`` inside the
-    token, with a 96-bit random nonce from the host, the caller's ``aad`` in
-    ``CK_GCM_PARAMS`` and a 128-bit tag. It was chosen over ``CKM_AES_KEY_WRAP_PAD``
-    plus an HMAC because it binds ``aad`` natively, gives the same wire format as the
-    software providers (``nonce || ciphertext || tag``), and works with SoftHSM2 2.6 and
-    python-pkcs11. The data key is handled as data (``C_Encrypt``), not as a token key
-    object, since data keys are used by the host anyway. SoftHSM2 reports a bad tag as
-    ``CKR_GENERAL_ERROR``, so every token failure during a decryption that is not a
-    lost session becomes :class:`VaultDecryptError`.
+    token, driven by the sealing recipe (:mod:`vault.aead`): the recipe picks a 96-bit
+    random nonce on the host and builds the associated data, so a wrapped key has the same
+    format (a key-wrap frame) as with the software providers, and keys wrapped before the
+    recipe (``nonce || ciphertext || tag``) still unwrap. GCM was chosen over
+    ``CKM_AES_KEY_WRAP_PAD`` plus an HMAC because it binds the associated data natively and
+    works with SoftHSM2 2.6 and python-pkcs11. The data key is handled as data
+    (``C_Encrypt``), not as a token key object, since data keys are used by the host anyway.
 
     With ``bootstrap=True`` (the default) a token without KEK version 1 or without the
     index key gets them generated on first use; with ``bootstrap=False`` that is a
@@ -317,49 +362,18 @@ class Pkcs11KeyProvider(KeyProvider):
 
     def wrap(self, data_key: bytes, *, aad: bytes) -> tuple[int, bytes]:
         check_data_key(data_key)
-        nonce = os.urandom(NONCE_SIZE)
-        params = pkcs11.GCMParams(nonce, aad)
 
         def operation(session: pkcs11.Session) -> tuple[int, bytes]:
             version = self._current(session)
-            kek = self._kek(session, version)
-            if not isinstance(kek, pkcs11.EncryptMixin):
-                raise KeyProviderError(f"KEK version {version} cannot encrypt", kek_version=version)
-            try:
-                sealed = kek.encrypt(
-                    data_key, mechanism=pkcs11.Mechanism.AES_GCM, mechanism_param=params
-                )
-            except _SESSION_LOST:
-                raise
-            except p11.PKCS11Error as exc:
-                raise KeyProviderError(
-                    f"PKCS#11 token {self.token_label!r} failed to wrap ({type(exc).__name__})"
-                ) from None
-            if not isinstance(sealed, bytes):  # only iterator input yields an iterator
-                raise KeyProviderError("PKCS#11 wrap returned an unexpected type")
-            return version, nonce + sealed
+            cipher = _TokenCipher(self._kek(session, version), version, self.token_label)
+            return version, seal_wrapped(cipher, version, data_key, aad)
 
         return self._call(operation)
 
     def unwrap(self, kek_version: int, wrapped: bytes, *, aad: bytes) -> bytes:
         def operation(session: pkcs11.Session) -> bytes:
-            kek = self._kek(session, kek_version)
-            if len(wrapped) < NONCE_SIZE + TAG_SIZE or not isinstance(kek, pkcs11.DecryptMixin):
-                raise VaultDecryptError()
-            params = pkcs11.GCMParams(wrapped[:NONCE_SIZE], aad)
-            try:
-                plain = kek.decrypt(
-                    wrapped[NONCE_SIZE:],
-                    mechanism=pkcs11.Mechanism.AES_GCM,
-                    mechanism_param=params,
-                )
-            except _SESSION_LOST:
-                raise
-            except p11.PKCS11Error:
-                raise VaultDecryptError() from None
-            if not isinstance(plain, bytes):
-                raise VaultDecryptError()
-            return plain
+            cipher = _TokenCipher(self._kek(session, kek_version), kek_version, self.token_label)
+            return open_wrapped(cipher, kek_version, wrapped, aad)
 
         return self._call(operation)
 

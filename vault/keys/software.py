@@ -7,24 +7,20 @@ import threading
 from collections.abc import Mapping
 from typing import ClassVar
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-from vault.errors import KeyProviderError, VaultDecryptError
+from vault.errors import KeyProviderError
 from vault.keys.base import (
     INDEX_KEY_SIZE,
     KEK_SIZE,
-    NONCE_SIZE,
-    TAG_SIZE,
     KeyProvider,
-    check_data_key,
+    open_wrapped,
     refuse_current,
+    seal_wrapped,
     unknown_version,
 )
 
 
 class SoftwareKeyProvider(KeyProvider):
-    """KEKs held in process memory; AES-256-GCM wrapping done here."""
+    """KEKs held in process memory; wrapping (the recipe's key-wrap frames) done here."""
 
     def __init__(self, keks: Mapping[int, bytes], index_key: bytes) -> None:
         if not keks:
@@ -54,25 +50,18 @@ class SoftwareKeyProvider(KeyProvider):
             return sorted(self._open_keks())
 
     def wrap(self, data_key: bytes, *, aad: bytes) -> tuple[int, bytes]:
-        check_data_key(data_key)
         with self._lock:
             keks = self._open_keks()
             version = max(keks)
             kek = keks[version]
-        nonce = os.urandom(NONCE_SIZE)
-        return version, nonce + AESGCM(kek).encrypt(nonce, data_key, aad)
+        return version, seal_wrapped(kek, version, data_key, aad)
 
     def unwrap(self, kek_version: int, wrapped: bytes, *, aad: bytes) -> bytes:
         with self._lock:
             kek = self._open_keks().get(kek_version)
         if kek is None:
             raise unknown_version(kek_version)
-        if len(wrapped) < NONCE_SIZE + TAG_SIZE:
-            raise VaultDecryptError()
-        try:
-            return AESGCM(kek).decrypt(wrapped[:NONCE_SIZE], wrapped[NONCE_SIZE:], aad)
-        except (InvalidTag, ValueError, TypeError):
-            raise VaultDecryptError() from None
+        return open_wrapped(kek, kek_version, wrapped, aad)
 
     def create_version(self) -> int:
         with self._lock:

@@ -1,0 +1,125 @@
+"""Bytes sealed by the code before the sealing recipe (commit a5507c3) still open (ADR 0016).
+
+The vectors in ``vectors/legacy-a5507c3.json`` were written by that commit's own modules
+(``vectors/make_legacy_vectors.py`` says how); every key in them is a test key.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vault import aead
+from vault.datakeys import wrap_aad
+from vault.envelope import envelope_key_version, open_field, seal_field
+from vault.errors import KeyProviderError, VaultDecryptError
+from vault.keys import KEYFILE_FORMAT, LocalKeyfileProvider
+
+VECTORS: dict[str, Any] = json.loads((Path(__file__).parent / "vectors" / "legacy-a5507c3.json").read_text("utf-8"))
+
+
+def b64(value: str) -> bytes:
+    return base64.b64decode(value)
+
+
+def flips(data: bytes) -> list[bytes]:
+    """``data`` with one bit flipped, at a spread of positions including both ends."""
+    out = []
+    for position in sorted({0, 1, 2, len(data) // 2, len(data) - 1, *range(0, len(data), 7)}):
+        changed = bytearray(data)
+        changed[position] ^= 0x01
+        out.append(bytes(changed))
+    return out
+
+
+def write_keyfile(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.keys"
+    path.write_text(VECTORS[name]["document"], encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+class TestFieldEnvelopes:
+    """Field envelopes, event values and justifications: the recipe's field frames, byte for byte."""
+
+    @pytest.mark.parametrize("vector", VECTORS["fields"], ids=lambda v: v["field"])
+    def test_old_envelope_opens(self, vector: dict[str, Any]) -> None:
+        """Each envelope written by a5507c3 opens to its value, for its subject and label only."""
+        key, envelope = b64(VECTORS["data_key"]), b64(vector["envelope"])
+        assert envelope_key_version(envelope) == vector["key_version"]
+        assert open_field(key, envelope, subject=VECTORS["subject"], field=vector["field"]).decode() == \
+            vector["plaintext"]
+        with pytest.raises(VaultDecryptError):
+            open_field(key, envelope, subject=VECTORS["subject"], field=vector["field"] + "x")
+
+    @pytest.mark.parametrize("vector", VECTORS["fields"], ids=lambda v: v["field"])
+    def test_recipe_seals_the_same_bytes(self, vector: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+        """With the old envelope's nonce, the recipe writes exactly the old envelope (one format, not two)."""
+        envelope = b64(vector["envelope"])
+        monkeypatch.setattr(aead.os, "urandom", lambda size: envelope[7:7 + size])
+        assert seal_field(b64(VECTORS["data_key"]), vector["plaintext"].encode(), subject=VECTORS["subject"],
+                          field=vector["field"], key_version=vector["key_version"]) == envelope
+
+
+class TestKeyfilesAndWraps:
+    """Keyfiles of format v1 (plain and passphrase-sealed) and the keys they wrapped."""
+
+    @pytest.mark.parametrize("name", ["keyfile_plain", "keyfile_sealed"])
+    def test_old_keyfile_opens_and_unwraps(self, tmp_path: Path, name: str) -> None:
+        """A v1 keyfile opens, and the data key it wrapped (nonce || ct) unwraps for its subject only."""
+        vector = VECTORS[name]
+        provider = LocalKeyfileProvider.open(write_keyfile(tmp_path, name), vector["passphrase"])
+        wrapped, aad = b64(vector["wrapped"]), b64(VECTORS["wrap_aad"])
+        assert aad == wrap_aad(VECTORS["subject"], 1)
+        assert provider.unwrap(vector["kek_version"], wrapped, aad=aad) == b64(VECTORS["data_key"])
+        with pytest.raises(VaultDecryptError):
+            provider.unwrap(vector["kek_version"], wrapped, aad=wrap_aad("sub_other", 1))
+        for changed in flips(wrapped):
+            with pytest.raises(VaultDecryptError):
+                provider.unwrap(vector["kek_version"], changed, aad=aad)
+
+    @pytest.mark.parametrize("name", ["keyfile_plain", "keyfile_sealed"])
+    def test_rotation_rewrites_an_old_keyfile_as_v2(self, tmp_path: Path, name: str) -> None:
+        """The first version change rewrites a v1 keyfile as v2 (a recipe frame when sealed); nothing is lost."""
+        vector = VECTORS[name]
+        path = write_keyfile(tmp_path, name)
+        provider = LocalKeyfileProvider.open(path, vector["passphrase"])
+        index_key = provider.index_key()
+        provider.create_version()
+        document = json.loads(path.read_text("utf-8"))
+        assert document["format"] == KEYFILE_FORMAT == "tarcza-keyfile/v2"
+        if vector["passphrase"] is not None:
+            assert aead.key_id_of(b64(document["keys"]["sealed"])) == 1
+        again = LocalKeyfileProvider.open(path, vector["passphrase"])
+        assert again.versions() == [1, 2]
+        assert again.index_key() == index_key
+        wrapped, aad = b64(vector["wrapped"]), b64(VECTORS["wrap_aad"])
+        assert again.unwrap(1, wrapped, aad=aad) == b64(VECTORS["data_key"])
+
+    def test_tampered_old_sealed_keyfile_is_refused(self, tmp_path: Path) -> None:
+        """A changed byte of a v1 sealed keyfile, or a wrong passphrase, is refused with the one message."""
+        vector = VECTORS["keyfile_sealed"]
+        document = json.loads(vector["document"])
+        sealed = b64(document["keys"]["sealed"])
+        for changed in flips(sealed):
+            document["keys"]["sealed"] = base64.b64encode(changed).decode()
+            path = tmp_path / "changed.keys"
+            path.write_text(json.dumps(document))
+            path.chmod(0o600)
+            with pytest.raises(KeyProviderError, match=r"^wrong passphrase or corrupted keyfile$"):
+                LocalKeyfileProvider.open(path, vector["passphrase"])
+        with pytest.raises(KeyProviderError, match=r"^wrong passphrase or corrupted keyfile$"):
+            LocalKeyfileProvider.open(write_keyfile(tmp_path, "keyfile_sealed"), "not the passphrase")
+
+    def test_v1_document_relabelled_v2_is_refused(self, tmp_path: Path) -> None:
+        """A v1 sealed keyfile whose format line is changed to v2 does not open (the format is bound)."""
+        vector = VECTORS["keyfile_sealed"]
+        path = tmp_path / "relabelled.keys"
+        path.write_text(vector["document"].replace("tarcza-keyfile/v1", "tarcza-keyfile/v2"))
+        path.chmod(0o600)
+        with pytest.raises(KeyProviderError, match=r"^wrong passphrase or corrupted keyfile$"):
+            LocalKeyfileProvider.open(path, vector["passphrase"])
