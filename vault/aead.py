@@ -352,10 +352,10 @@ class LegacyBlobSegments:
     def __init__(self, data_key: bytes, salt: bytes, header: bytes, subject: str, blob_id: str) -> None:
         try:
             self._cipher = _cipher(_hkdf(data_key, _LEGACY_BLOB_INFO, salt))
-        except (TypeError, ValueError):
+            self._names = _lp(subject.encode("utf-8")) + _lp(blob_id.encode("utf-8"))
+        except (TypeError, ValueError):  # UnicodeEncodeError is a ValueError
             raise VaultDecryptError() from None
         self._header = header
-        self._names = _lp(subject.encode("utf-8")) + _lp(blob_id.encode("utf-8"))
 
     def open(self, index: int, last: bool, ciphertext: bytes) -> bytes:
         ad = self._header + self._names + struct.pack(">QB", index, 1 if last else 0)

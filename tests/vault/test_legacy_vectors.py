@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vault import aead
+from vault.blobs import MemoryBlobStore, blob_key_version, decrypt_stream
 from vault.datakeys import wrap_aad
 from vault.envelope import envelope_key_version, open_field, seal_field
 from vault.errors import KeyProviderError, VaultDecryptError
@@ -123,3 +126,52 @@ class TestKeyfilesAndWraps:
         path.chmod(0o600)
         with pytest.raises(KeyProviderError, match=r"^wrong passphrase or corrupted keyfile$"):
             LocalKeyfileProvider.open(path, vector["passphrase"])
+
+
+def legacy_blob_store(sealed: bytes | None = None, blob_id: str | None = None) -> MemoryBlobStore:
+    store = MemoryBlobStore()
+    with store.open_write(blob_id or VECTORS["blob"]["blob_id"]) as sink:
+        sink.write(b64(VECTORS["blob"]["sealed"]) if sealed is None else sealed)
+    return store
+
+
+def read_legacy(store: MemoryBlobStore, *, subject: str | None = None, blob_id: str | None = None,
+                start: int = 0, end: int | None = None) -> bytes:
+    return b"".join(decrypt_stream(b64(VECTORS["data_key"]), store, subject=subject or VECTORS["subject"],
+                                   blob_id=blob_id or VECTORS["blob"]["blob_id"], start=start, end=end))
+
+
+class TestBlobFormat1:
+    """Recordings sealed as blob format 1 (segment index as nonce) still play, whole and by range."""
+
+    def test_old_blob_opens(self) -> None:
+        """The whole recording comes back, with its key version, from a format-1 blob of three segments."""
+        blob = VECTORS["blob"]
+        store = legacy_blob_store()
+        assert b64(blob["sealed"])[:4] == b"TZB\x01"
+        assert blob["segments"] == 3
+        assert blob_key_version(store, blob["blob_id"]) == blob["key_version"]
+        assert read_legacy(store) == b64(blob["plaintext"])
+
+    @settings(max_examples=60, deadline=None)
+    @given(start=st.integers(min_value=0, max_value=3100), length=st.one_of(st.none(), st.integers(0, 3100)))
+    def test_old_blob_ranges(self, start: int, length: int | None) -> None:
+        """Any range of a format-1 blob reads exactly those plaintext bytes."""
+        end = None if length is None else start + length
+        assert read_legacy(legacy_blob_store(), start=start, end=end) == b64(VECTORS["blob"]["plaintext"])[start:end]
+
+    def test_tampered_old_blob_fails_closed(self) -> None:
+        """A flipped bit, a truncation, another subject or id, or a header relabelled format 2, is refused."""
+        sealed = b64(VECTORS["blob"]["sealed"])
+        for changed in flips(sealed):
+            with pytest.raises(VaultDecryptError):
+                read_legacy(legacy_blob_store(changed))
+        for keep in (28, 28 + 1040, len(sealed) - 1):
+            with pytest.raises(VaultDecryptError):
+                read_legacy(legacy_blob_store(sealed[:keep]))
+        with pytest.raises(VaultDecryptError):
+            read_legacy(legacy_blob_store(), subject="sub_other")
+        with pytest.raises(VaultDecryptError):
+            read_legacy(legacy_blob_store(blob_id="rec_copy"), blob_id="rec_copy")
+        with pytest.raises(VaultDecryptError):
+            read_legacy(legacy_blob_store(sealed[:3] + b"\x02" + sealed[4:]))
