@@ -15,6 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from api.idempotency import StoredAnswerError, decode_answer, load_answer_box
+from api.runtime import Runtime
+from core.settings import load_settings
+from identity.errors import IdentityKeyError
+from identity.secretbox import identity_key_path
 from vault import aead
 from vault.blobs import MemoryBlobStore, blob_key_version, decrypt_stream
 from vault.datakeys import wrap_aad
@@ -175,3 +180,60 @@ class TestBlobFormat1:
             read_legacy(legacy_blob_store(blob_id="rec_copy"), blob_id="rec_copy")
         with pytest.raises(VaultDecryptError):
             read_legacy(legacy_blob_store(sealed[:3] + b"\x02" + sealed[4:]))
+
+
+def wired_runtime(tmp_path: Path) -> Runtime:
+    """A runtime whose data directory holds the vectors' identity key (as a5507c3's `tarcza init` wrote it)."""
+    data_dir = tmp_path / "var"
+    (data_dir / "keys").mkdir(parents=True, mode=0o700)
+    key_file = data_dir / "keys" / "identity.key"
+    key_file.write_text(VECTORS["identity_key"]["file"], encoding="ascii")
+    key_file.chmod(0o600)
+    return Runtime(load_settings(data_dir=data_dir, database_url=f"sqlite:///{data_dir / 'tarcza.db'}"))
+
+
+class TestIdentityBoxes:
+    """TOTP seeds and stored HTTP answers sealed under the identity key before the recipe."""
+
+    def test_old_totp_seed_opens_through_the_wired_box(self, tmp_path: Path) -> None:
+        """The runtime's secret box opens a seed sealed by a5507c3 for its user only; new seals are frames."""
+        vector = VECTORS["secret_box"]
+        box = wired_runtime(tmp_path).secret_box_loader()()
+        sealed = b64(vector["sealed"])
+        assert sealed[:2] == b"v1"
+        assert box.open(sealed, aad=vector["aad"]) == b64(vector["plaintext"])
+        with pytest.raises(IdentityKeyError, match=r"^a sealed identity secret cannot be opened$"):
+            box.open(sealed, aad="another-user")
+        for changed in flips(sealed):
+            with pytest.raises(IdentityKeyError):
+                box.open(changed, aad=vector["aad"])
+        resealed = box.seal(b64(vector["plaintext"]), aad=vector["aad"])
+        assert aead.key_id_of(resealed) == 1
+        assert box.open(resealed, aad=vector["aad"]) == b64(vector["plaintext"])
+
+    def test_old_stored_answer_opens(self, tmp_path: Path) -> None:
+        """An answer stored by a5507c3 opens with the identity key, for its principal and key only."""
+        vector = VECTORS["stored_answer"]
+        box = load_answer_box(identity_key_path(wired_runtime(tmp_path).settings))
+        sealed = b64(vector["sealed"])
+        assert box.open(sealed, principal=vector["principal"], key=vector["key"]) == b64(vector["plaintext"])
+        assert decode_answer(b64(vector["plaintext"]))[0] == 201
+        for principal, key in ((vector["principal"], "other-key"), ("user:other", vector["key"]),
+                               (vector["principal"] + "\0" + vector["key"], "")):
+            with pytest.raises(StoredAnswerError):
+                box.open(sealed, principal=principal, key=key)
+        for changed in flips(sealed):
+            with pytest.raises(StoredAnswerError):
+                box.open(changed, principal=vector["principal"], key=vector["key"])
+
+    def test_boxes_of_one_identity_key_do_not_open_each_other(self, tmp_path: Path) -> None:
+        """A seed frame does not open as a stored answer, nor the other way round (distinct purposes)."""
+        runtime = wired_runtime(tmp_path)
+        secret_box = runtime.secret_box_loader()()
+        answer_box = load_answer_box(identity_key_path(runtime.settings))
+        seed = secret_box.seal(b"seed", aad="p")
+        answer = answer_box.seal(b"answer", principal="p", key="")
+        with pytest.raises(StoredAnswerError):
+            answer_box.open(seed, principal="p", key="")
+        with pytest.raises(IdentityKeyError):
+            secret_box.open(answer, aad="p")
