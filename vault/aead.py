@@ -113,8 +113,6 @@ _OPEN_FAILURES: Final = (InvalidTag, ValueError, TypeError, OverflowError, struc
 Context = NewType("Context", bytes)
 """The caller's context items, encoded by :func:`context` (concatenations of contexts are contexts)."""
 _NO_CONTEXT: Final = Context(b"")
-
-
 _LENGTH: Final = struct.Struct(">I").pack
 _KEY_ID_LENGTH: Final = _LENGTH(4)
 
@@ -174,11 +172,11 @@ class Cipher(Protocol):
 
 
 def _cipher(key: bytes | Cipher) -> Cipher:
-    if not isinstance(key, bytes):
+    if not isinstance(key, (bytes, bytearray, memoryview)):
         return key
     if len(key) != KEY_SIZE:
         raise ValueError(f"key must be {KEY_SIZE} bytes, got {len(key)}")
-    return AESGCM(key)
+    return AESGCM(bytes(key))
 
 
 @functools.lru_cache(maxsize=256)
@@ -265,8 +263,7 @@ def derive_key(master: bytes, purpose: Purpose, *, salt: bytes | None = None) ->
     """A 32-byte key for ``purpose`` from a 32-byte ``master`` (HKDF-SHA-256; ``salt`` per blob)."""
     if len(master) != KEY_SIZE:
         raise ValueError(f"master key must be {KEY_SIZE} bytes, got {len(master)}")
-    info = _lp(b"tarcza/derived-key") + purpose.ad_head
-    return HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=salt, info=info).derive(master)
+    return _hkdf(master, _lp(b"tarcza/derived-key") + purpose.ad_head, salt)
 
 
 def _hkdf(master: bytes, info: bytes, salt: bytes | None = None) -> bytes:

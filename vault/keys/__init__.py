@@ -15,10 +15,11 @@ Implementations:
   tested against SoftHSM2). Key material never leaves the token.
 
 Modules: ``base`` (the contract and the wrapped-key format), ``software`` (memory),
-``keyfile``, ``pkcs11``. Wire format of a wrapped key, for every provider: a frame of the
-sealing recipe (:mod:`vault.aead`, purpose ``key wrap``, key id = KEK version, the
-caller's ``aad`` as its context item). Keys wrapped before the recipe (``nonce ||
-ciphertext || tag`` with ``aad`` as associated data) still unwrap.
+``keyfile``, ``pkcs11`` (and ``token_session``, its shared login). Wire format of a
+wrapped key, for every provider: a frame of the sealing recipe (:mod:`vault.aead`,
+purpose ``key wrap``, key id = KEK version, the caller's ``aad`` as its context item).
+Keys wrapped before the recipe (``nonce || ciphertext || tag`` with ``aad`` as associated
+data) still unwrap.
 
 Invariants:
 

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import hmac
 import os
 import re
-import threading
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar, Final, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pkcs11
 from pkcs11 import exceptions as p11
@@ -25,19 +21,9 @@ from vault.keys.base import (
     seal_wrapped,
     unknown_version,
 )
+from vault.keys.token_session import SESSION_LOST, SHARED_SESSIONS, SHARED_SESSIONS_LOCK, SharedTokenSession
 
 _T = TypeVar("_T")
-
-# Errors after which the shared session is presumed dead and is reopened once.
-_SESSION_LOST: Final[tuple[type[p11.PKCS11Error], ...]] = (
-    p11.SessionClosed,
-    p11.SessionHandleInvalid,
-    p11.DeviceRemoved,
-    p11.TokenNotPresent,
-    p11.TokenNotRecognised,
-    p11.UserNotLoggedIn,
-)
-
 
 class _TokenCipher:
     """A KEK inside the token as the recipe's :class:`~vault.aead.Cipher`: ``CKM_AES_GCM`` there.
@@ -60,7 +46,7 @@ class _TokenCipher:
         params = pkcs11.GCMParams(nonce, associated_data or b"")
         try:
             sealed = self._kek.encrypt(data, mechanism=pkcs11.Mechanism.AES_GCM, mechanism_param=params)
-        except _SESSION_LOST:
+        except SESSION_LOST:
             raise
         except p11.PKCS11Error as exc:
             raise KeyProviderError(
@@ -76,68 +62,13 @@ class _TokenCipher:
         params = pkcs11.GCMParams(nonce, associated_data or b"")
         try:
             plain = self._kek.decrypt(data, mechanism=pkcs11.Mechanism.AES_GCM, mechanism_param=params)
-        except _SESSION_LOST:
+        except SESSION_LOST:
             raise
         except p11.PKCS11Error:
             raise VaultDecryptError() from None
         if not isinstance(plain, bytes):
             raise VaultDecryptError()
         return plain
-
-
-class _SharedTokenSession:
-    """One logged-in read-write session per (module, token) in this process.
-
-    PKCS#11 login state belongs to the application, not to a session: a second
-    ``C_Login`` fails and any ``C_Logout`` logs every session out. So all providers for
-    the same token share one session, used under one lock, and the last to close it
-    logs out.
-    """
-
-    def __init__(self, module_path: str, token_label: str) -> None:
-        self.module_path = module_path
-        self.token_label = token_label
-        self.lock = threading.RLock()
-        self.users = 0
-        self._session: pkcs11.Session | None = None
-        self._pin_digest: bytes | None = None
-
-    def session(self, pin: str) -> pkcs11.Session:
-        """The open session, opening (and logging in with ``pin``) if needed. Hold ``lock``."""
-        digest = hashlib.sha256(pin.encode("utf-8")).digest()
-        if self._session is not None:
-            if self._pin_digest is None or not hmac.compare_digest(digest, self._pin_digest):
-                raise KeyProviderError(f"wrong PIN for PKCS#11 token {self.token_label!r}")
-            return self._session
-        label = self.token_label
-        try:
-            library = pkcs11.lib(self.module_path)
-            token = library.get_token(token_label=label)
-            self._session = token.open(rw=True, user_pin=pin)
-        except p11.NoSuchToken:
-            raise KeyProviderError(f"no PKCS#11 token labelled {label!r}") from None
-        except (p11.PinIncorrect, p11.PinInvalid, p11.PinLenRange):
-            raise KeyProviderError(f"wrong PIN for PKCS#11 token {label!r}") from None
-        except p11.PinLocked:
-            raise KeyProviderError(f"the PIN of PKCS#11 token {label!r} is locked") from None
-        except (p11.PKCS11Error, OSError) as exc:
-            raise KeyProviderError(
-                f"cannot open a session on PKCS#11 token {label!r} "
-                f"({type(exc).__name__}) with module {self.module_path}"
-            ) from None
-        self._pin_digest = digest
-        return self._session
-
-    def drop(self) -> None:
-        """Forget the session (closing it if possible). Hold ``lock``."""
-        session, self._session, self._pin_digest = self._session, None, None
-        if session is not None:
-            with contextlib.suppress(p11.PKCS11Error):
-                session.close()
-
-
-_SHARED_SESSIONS: dict[tuple[str, str], _SharedTokenSession] = {}
-_SHARED_SESSIONS_LOCK = threading.Lock()
 
 
 class Pkcs11KeyProvider(KeyProvider):
@@ -166,7 +97,7 @@ class Pkcs11KeyProvider(KeyProvider):
     a new key hierarchy.
 
     Sessions: every provider for the same module and token in this process shares one
-    logged-in session under one lock (see ``_SharedTokenSession``); a session that was
+    logged-in session under one lock (see ``SharedTokenSession``); a session that was
     lost (token removed, session closed) is reopened once before an error is raised.
     """
 
@@ -192,10 +123,10 @@ class Pkcs11KeyProvider(KeyProvider):
         self._index_key: bytes | None = None
         self._closed = False
         key = (self.module_path, token_label)
-        with _SHARED_SESSIONS_LOCK:
-            shared = _SHARED_SESSIONS.get(key)
+        with SHARED_SESSIONS_LOCK:
+            shared = SHARED_SESSIONS.get(key)
             if shared is None:
-                shared = _SHARED_SESSIONS[key] = _SharedTokenSession(self.module_path, token_label)
+                shared = SHARED_SESSIONS[key] = SharedTokenSession(self.module_path, token_label)
             shared.users += 1
         self._shared = shared
         try:
@@ -215,7 +146,7 @@ class Pkcs11KeyProvider(KeyProvider):
                 session = self._shared.session(self._pin)
                 try:
                     return operation(session)
-                except _SESSION_LOST:
+                except SESSION_LOST:
                     self._shared.drop()
                     if attempt == 2:
                         raise KeyProviderError(
@@ -228,11 +159,11 @@ class Pkcs11KeyProvider(KeyProvider):
         if self._closed:
             return
         self._closed = True
-        with _SHARED_SESSIONS_LOCK:
+        with SHARED_SESSIONS_LOCK:
             self._shared.users -= 1
             last = self._shared.users == 0
             if last:
-                _SHARED_SESSIONS.pop((self._shared.module_path, self._shared.token_label), None)
+                SHARED_SESSIONS.pop((self._shared.module_path, self._shared.token_label), None)
         if last:
             with self._shared.lock:
                 self._shared.drop()
@@ -336,7 +267,7 @@ class Pkcs11KeyProvider(KeyProvider):
                     pkcs11.Attribute.EXTRACTABLE: False,
                 },
             )
-        except _SESSION_LOST:
+        except SESSION_LOST:
             raise
         except p11.PKCS11Error as exc:
             raise KeyProviderError(
@@ -391,7 +322,7 @@ class Pkcs11KeyProvider(KeyProvider):
             kek = self._kek(session, version)
             try:
                 kek.destroy()
-            except _SESSION_LOST:
+            except SESSION_LOST:
                 raise
             except p11.PKCS11Error as exc:
                 raise KeyProviderError(
@@ -411,7 +342,7 @@ class Pkcs11KeyProvider(KeyProvider):
                 raise KeyProviderError(f"index key {self._index_label!r} cannot sign")
             try:
                 derived = key.sign(INDEX_ROOT_LABEL, mechanism=pkcs11.Mechanism.SHA256_HMAC)
-            except _SESSION_LOST:
+            except SESSION_LOST:
                 raise
             except p11.PKCS11Error as exc:
                 raise KeyProviderError(
