@@ -87,6 +87,7 @@ __all__ = [
     "Purpose",
     "Sealer",
     "SubkeyBox",
+    "cipher",
     "context",
     "derive_key",
     "is_frame",
@@ -171,7 +172,12 @@ class Cipher(Protocol):
     def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None, /) -> bytes: ...
 
 
-def _cipher(key: bytes | Cipher) -> Cipher:
+def cipher(key: bytes | Cipher) -> Cipher:
+    """The AES-256-GCM object of a 32-byte key (a :class:`Cipher` is returned as is).
+
+    For callers that keep one per key (a provider's KEKs); use it only through this
+    module's functions. Raises ``ValueError`` for a key that is not 32 bytes.
+    """
     if not isinstance(key, (bytes, bytearray, memoryview)):
         return key
     if len(key) != KEY_SIZE:
@@ -213,7 +219,7 @@ class Sealer:
     __slots__ = ("_cipher", "_head", "purpose")
 
     def __init__(self, key: bytes | Cipher, purpose: Purpose, *, prefix: Context = _NO_CONTEXT) -> None:
-        self._cipher = _cipher(key)
+        self._cipher = cipher(key)
         self._head = purpose.ad_head + prefix
         self.purpose = purpose
 
@@ -335,10 +341,10 @@ def _legacy_open(cipher: Cipher, data: bytes, associated_data: bytes) -> bytes:
 def legacy_open_nonce_first(key: bytes | Cipher, data: bytes, associated_data: bytes) -> bytes:
     """Open a pre-recipe KEK wrap or keyfile seal: ``nonce || ciphertext || tag``, the AD as given."""
     try:
-        cipher = _cipher(key)
+        aes = cipher(key)
     except ValueError:
         raise VaultDecryptError() from None
-    return _legacy_open(cipher, data, associated_data)
+    return _legacy_open(aes, data, associated_data)
 
 
 class LegacyBlobSegments:
@@ -348,7 +354,7 @@ class LegacyBlobSegments:
 
     def __init__(self, data_key: bytes, salt: bytes, header: bytes, subject: str, blob_id: str) -> None:
         try:
-            self._cipher = _cipher(_hkdf(data_key, _LEGACY_BLOB_INFO, salt))
+            self._cipher = cipher(_hkdf(data_key, _LEGACY_BLOB_INFO, salt))
             self._names = _lp(subject.encode("utf-8")) + _lp(blob_id.encode("utf-8"))
         except (TypeError, ValueError):  # UnicodeEncodeError is a ValueError
             raise VaultDecryptError() from None

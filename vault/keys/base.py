@@ -95,13 +95,13 @@ def check_data_key(data_key: bytes) -> None:
         raise ValueError("data key must not be empty")
 
 
-def seal_wrapped(kek: bytes | aead.Cipher, kek_version: int, data_key: bytes, aad: bytes) -> bytes:
+def seal_wrapped(kek: aead.Cipher, kek_version: int, data_key: bytes, aad: bytes) -> bytes:
     """``data_key`` wrapped under ``kek`` (of ``kek_version``) for ``aad``: a key-wrap frame."""
     check_data_key(data_key)
-    return aead.seal(kek, data_key, purpose=aead.KEY_WRAP, ctx=aead.context(aad), key_id=kek_version)
+    return aead.Sealer(kek, aead.KEY_WRAP).seal(data_key, aead.context(aad), key_id=kek_version)
 
 
-def open_wrapped(kek: bytes | aead.Cipher, kek_version: int, wrapped: bytes, aad: bytes) -> bytes:
+def open_wrapped(kek: aead.Cipher, kek_version: int, wrapped: bytes, aad: bytes) -> bytes:
     """Unwrap a key-wrap frame of ``kek_version``, or a key wrapped before the recipe.
 
     A frame is recognised by its header naming this KEK version; a pre-recipe wrap starts
@@ -110,7 +110,7 @@ def open_wrapped(kek: bytes | aead.Cipher, kek_version: int, wrapped: bytes, aad
     """
     if aead.is_frame(wrapped) and aead.key_id_of(wrapped) == kek_version:
         try:
-            return aead.open_sealed(kek, wrapped, purpose=aead.KEY_WRAP, ctx=aead.context(aad), key_id=kek_version)
+            return aead.Sealer(kek, aead.KEY_WRAP).open(wrapped, aead.context(aad), key_id=kek_version)
         except VaultDecryptError:
             pass
     return aead.legacy_open_nonce_first(kek, wrapped, aad)

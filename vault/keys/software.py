@@ -7,6 +7,7 @@ import threading
 from collections.abc import Mapping
 from typing import ClassVar
 
+from vault import aead
 from vault.errors import KeyProviderError
 from vault.keys.base import (
     INDEX_KEY_SIZE,
@@ -26,6 +27,7 @@ class SoftwareKeyProvider(KeyProvider):
         if not keks:
             raise KeyProviderError("a key provider needs at least one key-encryption key")
         self._keks: dict[int, bytes] = dict(keks)
+        self._ciphers: dict[int, aead.Cipher] = {}
         self._index_key = index_key
         self._lock = threading.RLock()
         self._closed = False
@@ -35,10 +37,21 @@ class SoftwareKeyProvider(KeyProvider):
             raise KeyProviderError(f"the {self.name} key provider is closed")
         return self._keks
 
+    def _cipher(self, version: int) -> aead.Cipher | None:
+        """The KEK of ``version`` as the recipe's cipher (made once); None if there is none. Hold the lock."""
+        found = self._ciphers.get(version)
+        if found is None:
+            kek = self._open_keks().get(version)
+            if kek is None:
+                return None
+            found = self._ciphers[version] = aead.cipher(kek)
+        return found
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
             self._keks = {}
+            self._ciphers = {}
             self._index_key = b""
 
     def current_version(self) -> int:
@@ -51,14 +64,15 @@ class SoftwareKeyProvider(KeyProvider):
 
     def wrap(self, data_key: bytes, *, aad: bytes) -> tuple[int, bytes]:
         with self._lock:
-            keks = self._open_keks()
-            version = max(keks)
-            kek = keks[version]
+            version = max(self._open_keks())
+            kek = self._cipher(version)
+        if kek is None:  # pragma: no cover - the current version always has a key
+            raise unknown_version(version)
         return version, seal_wrapped(kek, version, data_key, aad)
 
     def unwrap(self, kek_version: int, wrapped: bytes, *, aad: bytes) -> bytes:
         with self._lock:
-            kek = self._open_keks().get(kek_version)
+            kek = self._cipher(kek_version)
         if kek is None:
             raise unknown_version(kek_version)
         return open_wrapped(kek, kek_version, wrapped, aad)
@@ -81,6 +95,7 @@ class SoftwareKeyProvider(KeyProvider):
             updated = {v: k for v, k in keks.items() if v != version}
             self._persist(updated)
             self._keks = updated
+            self._ciphers.pop(version, None)
 
     def index_key(self) -> bytes:
         with self._lock:
