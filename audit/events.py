@@ -1,9 +1,9 @@
-"""The typed event catalogue and the canonical bytes of an event.
+"""The event catalogue (each type, its payload model and who may author it) and building an event.
 
 Every entry of the audit log is one :class:`AuditEvent`. Its leaf input is the event's
 canonical JSON (RFC 8785), so anyone holding the exported entry can recompute the leaf
-hash without Tarcza's code. The bytes side (canonical JSON, the time spelling) is in
-:mod:`audit.canonical`.
+hash without Tarcza's code. The payload models are in :mod:`audit.payloads`, the bytes side
+(canonical JSON, the time spelling) in :mod:`audit.canonical`.
 
 Invariants:
 
@@ -33,106 +33,42 @@ from typing import Annotated, Any, Literal
 import uuid6
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from audit.canonical import canonical_json as canonical_json
-from audit.canonical import format_time as format_time
-from audit.canonical import parse_leaf_input as parse_leaf_input
+from audit.canonical import canonical_json, format_time, parse_leaf_input
 from audit.errors import SystemEventTypeError
 from audit.payloads import (
     _SUBJECT_TOKEN,
+    CODE_PATTERN,
+    SUBJECT_TOKEN_PATTERN,
+    BreakGlassReviewedPayload,
+    CanonicalTime,
+    CasePayload,
+    Channel,
+    CheckpointIssuedPayload,
+    Code,
+    ContactBlockedPayload,
+    ContactPayload,
+    ContactPreferencesPayload,
+    DebtPayload,
+    GdprPayload,
+    IdentityPayload,
+    KeyRotatedPayload,
+    LogVerifiedPayload,
+    NotePayload,
+    Payload,
+    PolicyLoadedPayload,
+    RecordingAccessPayload,
+    RecordingPayload,
+    RuleId,
+    Sealed,
+    Sha256Hex,
+    SignaturePayload,
+    Text,
+    Token,
+    VaultAccessPayload,
+    VaultSearchPayload,
+    VaultSubjectPayload,
     _no_plain_pii,
-)
-from audit.payloads import (
-    CODE_PATTERN as CODE_PATTERN,
-)
-from audit.payloads import (
-    SUBJECT_TOKEN_PATTERN as SUBJECT_TOKEN_PATTERN,
-)
-from audit.payloads import (  # re-exported: callers import the payload models from here
-    BreakGlassReviewedPayload as BreakGlassReviewedPayload,
-)
-from audit.payloads import (
-    CanonicalTime as CanonicalTime,
-)
-from audit.payloads import (
-    CasePayload as CasePayload,
-)
-from audit.payloads import (
-    Channel as Channel,
-)
-from audit.payloads import (
-    CheckpointIssuedPayload as CheckpointIssuedPayload,
-)
-from audit.payloads import (
-    Code as Code,
-)
-from audit.payloads import (
-    ContactBlockedPayload as ContactBlockedPayload,
-)
-from audit.payloads import (
-    ContactPayload as ContactPayload,
-)
-from audit.payloads import (
-    ContactPreferencesPayload as ContactPreferencesPayload,
-)
-from audit.payloads import (
-    DebtPayload as DebtPayload,
-)
-from audit.payloads import (
-    GdprPayload as GdprPayload,
-)
-from audit.payloads import (
-    IdentityPayload as IdentityPayload,
-)
-from audit.payloads import (
-    KeyRotatedPayload as KeyRotatedPayload,
-)
-from audit.payloads import (
-    LogVerifiedPayload as LogVerifiedPayload,
-)
-from audit.payloads import (
-    NotePayload as NotePayload,
-)
-from audit.payloads import (
-    Payload as Payload,
-)
-from audit.payloads import (
-    PolicyLoadedPayload as PolicyLoadedPayload,
-)
-from audit.payloads import (
-    RecordingAccessPayload as RecordingAccessPayload,
-)
-from audit.payloads import (
-    RecordingPayload as RecordingPayload,
-)
-from audit.payloads import (
-    RuleId as RuleId,
-)
-from audit.payloads import (
-    Sealed as Sealed,
-)
-from audit.payloads import (
-    Sha256Hex as Sha256Hex,
-)
-from audit.payloads import (
-    SignaturePayload as SignaturePayload,
-)
-from audit.payloads import (
-    Text as Text,
-)
-from audit.payloads import (
-    Token as Token,
-)
-from audit.payloads import (
-    VaultAccessPayload as VaultAccessPayload,
-)
-from audit.payloads import (
-    VaultSearchPayload as VaultSearchPayload,
-)
-from audit.payloads import (
-    VaultSubjectPayload as VaultSubjectPayload,
-)
-from audit.payloads import (
-    sealed_b64 as sealed_b64,
+    sealed_b64,
 )
 from core.errors import InvalidInputError
 
@@ -371,3 +307,53 @@ def _canonical_times(model: type[Payload], typed: Payload) -> dict[str, str]:
             out[name] = format_time(_utc(value))
     return out
 
+
+# The payload models and the bytes side live in audit.payloads and audit.canonical; callers import them here.
+__all__ = [
+    "CATALOGUE",
+    "CODE_PATTERN",
+    "EVENT_FORMAT_VERSION",
+    "SUBJECT_TOKEN_PATTERN",
+    "Actor",
+    "ActorKind",
+    "AuditEvent",
+    "BreakGlassReviewedPayload",
+    "CanonicalTime",
+    "CasePayload",
+    "Channel",
+    "CheckpointIssuedPayload",
+    "Code",
+    "ContactBlockedPayload",
+    "ContactPayload",
+    "ContactPreferencesPayload",
+    "DebtPayload",
+    "EventType",
+    "External",
+    "GdprPayload",
+    "IdentityPayload",
+    "KeyRotatedPayload",
+    "LogVerifiedPayload",
+    "NotePayload",
+    "Payload",
+    "PolicyLoadedPayload",
+    "RecordingAccessPayload",
+    "RecordingPayload",
+    "RuleId",
+    "Sealed",
+    "Sha256Hex",
+    "SignaturePayload",
+    "System",
+    "Text",
+    "Token",
+    "VaultAccessPayload",
+    "VaultSearchPayload",
+    "VaultSubjectPayload",
+    "build_event",
+    "build_events",
+    "canonical_json",
+    "external_event_type",
+    "format_time",
+    "new_event_id",
+    "parse_leaf_input",
+    "sealed_b64",
+]
