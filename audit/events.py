@@ -273,6 +273,8 @@ def build_event(
                 f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]),
             event_type=event_type,
         ) from None
+    except InvalidInputError as exc:  # personal data in a plain field (see audit.payloads._no_plain_pii)
+        raise InvalidInputError(f"event {event_type!r} refused: {exc.detail}", event_type=event_type) from None
     # Times inside payloads must use the canonical spelling too.
     event.payload.update(_canonical_times(model, typed))
     return event

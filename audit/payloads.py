@@ -15,8 +15,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
+from core.errors import InvalidInputError
 from core.pii import find_personal_data
 
 SUBJECT_TOKEN_PATTERN = r"^[A-Za-z0-9_\-]{8,64}$"  # noqa: S105 - a pattern, not a secret
@@ -36,10 +37,15 @@ Sealed = Annotated[str, AfterValidator(_check_sealed)]
 """Bytes sealed by the vault, as unpadded or padded base64url text."""
 
 
-def _no_plain_pii(value: str) -> str:
+def _no_plain_pii(value: str, info: ValidationInfo) -> str:
+    """Refuse ``value`` if it holds personal data, with a 422 naming the field (never the value).
+
+    It raises :class:`InvalidInputError`, not ``ValueError``, so that pydantic does not wrap it:
+    a service that builds a payload model from a caller's text answers 422, not 500."""
     kind = find_personal_data(value)
     if kind is not None:
-        raise ValueError(f"looks like personal data ({kind}); seal it in the vault and pass the sealed bytes")
+        raise InvalidInputError(f"{info.field_name or 'value'}: looks like personal data ({kind}); seal it in the "
+                                "vault and pass the sealed bytes")
     return value
 
 
