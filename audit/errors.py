@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.errors import TarczaError
+from core.errors import PermissionDeniedError, TarczaError
 
 
 class AuditError(TarczaError):
@@ -82,3 +82,10 @@ class TamperedLogError(VerificationError):
         if index is not None:
             extra["index"] = index
         super().__init__(detail, **extra)
+
+
+class SystemEventTypeError(PermissionDeniedError):
+    """An outside principal tried to append an event type that only Tarcza itself writes (ADR 0017)."""
+
+    code = "event-type-not-appendable"
+    title = "Event type written only by Tarcza"
