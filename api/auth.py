@@ -31,7 +31,6 @@ from audit.events import ActorKind
 from core.errors import PermissionDeniedError
 from identity.errors import MissingCredentialsError
 from identity.principal import Principal
-from identity.secretbox import box_loader
 from identity.service import Identity, transaction
 from identity.tokens import ACCESS_PREFIX
 from policies.authorizer import Decision, Resource
@@ -57,7 +56,7 @@ def bearer_token(request: Request) -> str | None:
 def identity_transaction(runtime: Runtime, *, read_only: bool = False) -> Iterator[Identity]:
     """Identity services for one operation: commit, then audit, then answer (see identity.service)."""
     with transaction(runtime.sessions, audit=lambda: runtime.audit, clock=runtime.clock,
-                     box=box_loader(runtime.settings), read_only=read_only) as identity:
+                     box=runtime.secret_box_loader(), read_only=read_only) as identity:
         yield identity
 
 

@@ -26,9 +26,9 @@ claim is taken first, the body hashed as it streams, and an answer given before 
 was read to its end is not kept.
 
 Stored answers can carry a secret (a client secret, a TOTP enrolment secret) or personal
-data (an export archive), so they are sealed with AES-256-GCM under a key derived (HKDF,
-its own ``info``) from the identity key of the data directory, with the principal and the
-key as associated data. Invariant: no answer is ever stored in clear.
+data (an export archive), so they are sealed with the sealing recipe (``vault/aead.py``,
+purpose ``stored answer``) under a key derived from the identity key of the data
+directory, bound to the principal and the key. Invariant: no answer is ever stored in clear.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ import functools
 import hashlib
 import inspect
 import json
-import secrets
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,10 +48,6 @@ from pathlib import Path
 from typing import Annotated, Any, Final, cast
 
 import anyio
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi import Depends, Header, Request, Response
 from fastapi.dependencies.utils import get_typed_signature
 from fastapi.params import Depends as DependsParam
@@ -74,6 +69,8 @@ from core.errors import ConfigurationError, ConflictError, InvalidInputError, Ta
 from core.files import read_private_file
 from core.logging import get_logger
 from identity.principal import Principal
+from vault import aead
+from vault.errors import VaultDecryptError
 
 log = get_logger(__name__)
 
@@ -93,10 +90,6 @@ KEPT_HEADERS: Final = frozenset({"content-type", "location", "cache-control", "p
 _PENDING: Final = "pending"
 _SCOPE_KEY: Final = "tarcza.idempotency"
 _HASHER_KEY: Final = "tarcza.idempotency.hasher"
-_VERSION: Final = b"v1"
-_NONCE: Final = 12
-_INFO: Final = b"tarcza/http/idempotency/v1"
-_AAD_PREFIX: Final = b"tarcza-http-idempotency-v1|"
 _MARKER: Final = "__tarcza_idempotency__"
 
 
@@ -154,29 +147,24 @@ class StoredAnswerError(ConfigurationError):
 
 
 class AnswerBox:
-    """AES-256-GCM under a key derived from the identity key; ``v1 || nonce || ciphertext || tag``."""
+    """The sealing recipe's box for stored answers, under a key derived from the identity key.
+
+    Answers stored before the recipe (``v1 || nonce || ciphertext || tag``) still open.
+    """
 
     def __init__(self, master_key: bytes) -> None:
-        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(master_key)
-        self._aead = AESGCM(derived)
+        self._box = aead.SubkeyBox(master_key, aead.STORED_ANSWER)
 
     def __repr__(self) -> str:
         return "AnswerBox(<key hidden>)"
 
-    @staticmethod
-    def _aad(principal: str, key: str) -> bytes:
-        return _AAD_PREFIX + principal.encode() + b"\0" + key.encode()
-
     def seal(self, plaintext: bytes, *, principal: str, key: str) -> bytes:
-        nonce = secrets.token_bytes(_NONCE)
-        return _VERSION + nonce + self._aead.encrypt(nonce, plaintext, self._aad(principal, key))
+        return self._box.seal(plaintext, principal, key)
 
     def open(self, sealed: bytes, *, principal: str, key: str) -> bytes:
-        if sealed[:2] != _VERSION or len(sealed) < 2 + _NONCE + 16:
-            raise StoredAnswerError("a stored answer cannot be opened")
         try:
-            return self._aead.decrypt(sealed[2:2 + _NONCE], sealed[2 + _NONCE:], self._aad(principal, key))
-        except InvalidTag:
+            return self._box.open(sealed, principal, key)
+        except VaultDecryptError:
             raise StoredAnswerError("a stored answer cannot be opened") from None
 
 

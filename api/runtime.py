@@ -6,6 +6,7 @@ command that needs only the database does not open the key provider.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from contacts.service import ContactService
     from gdpr.retention_job import RetentionJob
     from gdpr.service import GdprService
+    from identity.secretbox import SecretBox
     from policies.engine import CedarAuthorizer
     from vault.keys import KeyProvider
     from vault.service import VaultService
@@ -67,6 +69,13 @@ class Runtime:
         return AuditLog(self.engine, signer, clock=self.clock, batch_max=s.audit_batch_max,
                         checkpoint_every_entries=s.checkpoint_every_entries,
                         checkpoint_every_seconds=s.checkpoint_every_seconds)
+
+    def secret_box_loader(self) -> Callable[[], SecretBox]:
+        """Loads identity's secret box when a service first needs it: the vault's sealing recipe under the
+        identity key of the data directory (identity cannot import the vault; this is where they meet)."""
+        from vault.secretbox import box_loader
+
+        return box_loader(self.settings)
 
     @cached_property
     def witness_client(self) -> CosignatureCollector:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.errors import InvalidInputError, TarczaError
+from core.errors import InvalidInputError, PermissionDeniedError, TarczaError
 from tarcza_verify import errors as verify_errors
 
 
@@ -86,6 +86,13 @@ class TamperedLogError(VerificationError):
         if index is not None:
             extra["index"] = index
         super().__init__(detail, **extra)
+
+
+class SystemEventTypeError(PermissionDeniedError):
+    """An outside principal tried to append an event type that only Tarcza itself writes (ADR 0017)."""
+
+    code = "event-type-not-appendable"
+    title = "Event type written only by Tarcza"
 
 
 class LogForkError(ConsistencyProofError):

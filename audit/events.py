@@ -1,72 +1,78 @@
-"""The typed event catalogue and the canonical bytes of an event.
+"""The event catalogue (each type, its payload model and who may author it) and building an event.
 
 Every entry of the audit log is one :class:`AuditEvent`. Its leaf input is the event's
 canonical JSON (RFC 8785), so anyone holding the exported entry can recompute the leaf
-hash without Tarcza's code.
+hash without Tarcza's code. The payload models are in :mod:`audit.payloads`, the bytes side
+(canonical JSON, the time spelling) in :mod:`audit.canonical`.
 
 Invariants:
 
 * the log never sees plaintext personal data: personal fields of a payload are
   :data:`Sealed` values (base64url of bytes sealed by the vault under the subject's key),
-  and every other string in a payload is checked by :func:`core.logging.mask_text` and
-  refused if it looks like a PESEL, NIP, IBAN, card number, e-mail or phone number;
+  and every other string in a payload is checked by :func:`core.pii.find_personal_data`
+  (after Unicode and separator normalisation) and refused if it looks like a PESEL, NIP,
+  IBAN, card number, e-mail, phone or another person's number; ids and codes
+  (:data:`Code`) may only use ASCII letters, digits and ``_ . : / + -``;
 * payloads are closed: each event type has a pydantic model with ``extra="forbid"``;
+* every event type names its authors (:class:`EventType`): Tarcza itself (:class:`System`, the one
+  component that writes it) or an outside principal allowed an action (:class:`External`). Only
+  external types may be appended from outside (:func:`external_event_type`); readers that trust an
+  entry rely on this (ADR 0017);
 * the canonical form is a pure function of the event (no clock, no randomness).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
-import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-import rfc8785
 import uuid6
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from audit.canonical import canonical_json, format_time, parse_leaf_input
+from audit.errors import SystemEventTypeError
+from audit.payloads import (
+    _SUBJECT_TOKEN,
+    CODE_PATTERN,
+    SUBJECT_TOKEN_PATTERN,
+    BreakGlassReviewedPayload,
+    CanonicalTime,
+    CasePayload,
+    Channel,
+    CheckpointIssuedPayload,
+    Code,
+    ContactBlockedPayload,
+    ContactPayload,
+    ContactPreferencesPayload,
+    DebtPayload,
+    GdprPayload,
+    IdentityPayload,
+    KeyRotatedPayload,
+    LogVerifiedPayload,
+    NotePayload,
+    Payload,
+    PolicyLoadedPayload,
+    RecordingAccessPayload,
+    RecordingPayload,
+    RuleId,
+    Sealed,
+    Sha256Hex,
+    SignaturePayload,
+    Text,
+    Token,
+    VaultAccessPayload,
+    VaultSearchPayload,
+    VaultSubjectPayload,
+    _no_plain_pii,
+    sealed_b64,
+)
 from core.errors import InvalidInputError
-from core.logging import mask_text
 
 EVENT_FORMAT_VERSION = 1
-SUBJECT_TOKEN_PATTERN = r"^[A-Za-z0-9_\-]{8,64}$"  # noqa: S105 - a pattern, not a secret
-
-
-def _check_sealed(value: str) -> str:
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (binascii.Error, ValueError):
-        raise ValueError("not base64url sealed bytes") from None
-    if len(raw) < 16:
-        raise ValueError("too short to be sealed bytes")
-    return value
-
-
-Sealed = Annotated[str, AfterValidator(_check_sealed)]
-"""Bytes sealed by the vault, as unpadded or padded base64url text."""
-
-
-def _no_plain_pii(value: str) -> str:
-    if mask_text(value) != value:
-        raise ValueError("looks like personal data; seal it in the vault and pass the sealed bytes")
-    return value
-
-
-Text = Annotated[str, Field(max_length=500), AfterValidator(_no_plain_pii)]
-"""A short plain string that must not carry personal data (codes, ids, reasons)."""
-
-Token = Annotated[str, Field(pattern=SUBJECT_TOKEN_PATTERN)]
-_SUBJECT_TOKEN = re.compile(SUBJECT_TOKEN_PATTERN)
-
-
-def sealed_b64(data: bytes) -> str:
-    """Encode sealed bytes for a payload."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def new_event_id() -> str:
@@ -92,240 +98,107 @@ class Actor(BaseModel):
     kind: ActorKind
 
 
-class Payload(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+# -- who may author an event -------------------------------------------------------------------------
 
 
-class Channel(StrEnum):
-    PHONE = "phone"
-    SMS = "sms"
-    EMAIL = "email"
-    LETTER = "letter"
-    MESSENGER = "messenger"
-    VISIT = "visit"
+@dataclass(frozen=True)
+class System:
+    """Written by Tarcza only: by ``component``, the service that owns the event."""
+
+    component: str
 
 
-CanonicalTime = Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$")]
-"""A time inside a nested payload object, already in the canonical spelling (:func:`format_time`)."""
-RuleId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
-Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+@dataclass(frozen=True)
+class External:
+    """Written by an outside principal whom the policies allow ``action`` (a client needs ``scope``)."""
+
+    action: str
+    scope: str
+    sealed_from_plaintext: tuple[str, ...] = ()
+    """Payload fields the caller sends in plain text and the server seals under the subject's key."""
 
 
-class SignaturePayload(Payload):
-    """E-signature evidence for a document signed during a contact (a visit's agreement)."""
+@dataclass(frozen=True)
+class EventType:
+    """One type of the catalogue: its closed payload model and who may author it."""
 
-    document_sha256: Sha256Hex
-    signer: Literal["debtor", "third_party", "agent"]
-    signed_at: CanonicalTime
-    method: Text | None = None  # e.g. "qualified", "advanced", "handwritten_tablet"
-
-
-class ContactPayload(Payload):
-    channel: Channel
-    direction: Literal["outbound", "inbound"]
-    agent_id: Text
-    case_id: Text | None = None
-    debt_id: Text | None = None
-    outcome: Text | None = None
-    conversation: bool | None = None
-    notes: Sealed | None = None  # the scrubbed note (placeholders such as [PESEL#1]), sealed
-    notes_original: Sealed | None = None  # the note as written, sealed (only when PII was found in it)
-    pii_found: int | None = Field(None, ge=0)
-    gps: Sealed | None = None
-    gps_accuracy_m: int | None = Field(None, ge=0)
-    recording_id: Text | None = None
-    recording_announced: bool | None = None
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    promise_amount_minor: int | None = Field(None, ge=0)
-    promise_due: Text | None = None
-    payment_amount_minor: int | None = Field(None, ge=0)
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
-    signature: SignaturePayload | None = None
-    policy_flags: list[RuleId] = []
-    rules_sha256: Sha256Hex | None = None
+    payload: type[Payload]
+    authors: System | External
 
 
-class ContactBlockedPayload(Payload):
-    channel: Channel
-    agent_id: Text
-    rule: Text
-    rules: list[RuleId] = []
-    case_id: Text | None = None
-    debt_id: Text | None = None
-    planned_at: datetime | None = None
-    rules_sha256: Sha256Hex | None = None
-
-
-class DebtPayload(Payload):
-    debt_id: Text
-    creditor: Text | None = None
-    kind: Text | None = None
-    consumer: bool | None = None
-    amount_minor: int | None = Field(None, ge=0)
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
-    due_date: Text | None = None
-    judgment_date: Text | None = None
-    status: Text | None = None
-    settled_on: Text | None = None
-
-
-class CasePayload(Payload):
-    case_id: Text
-    debt_id: Text | None = None
-    status: Text
-
-
-class ContactPreferencesPayload(Payload):
-    opted_out_channels: list[Channel] = []
-    weekend_channels: list[Channel] = []
-    cease_contact: bool = False
-    time_zone: Text
-
-
-class RecordingPayload(Payload):
-    recording_id: Text
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-    size: int = Field(ge=0)
-    media_type: Text | None = None
-    contact_event_id: Text | None = None
-    duration_ms: int | None = Field(None, ge=0)
-    announced: bool | None = None  # the debtor was told the conversation is recorded
-
-
-class RecordingAccessPayload(Payload):
-    recording_id: Text
-    purpose: Text
-    range_start: int | None = None
-    range_end: int | None = None
-
-
-class VaultAccessPayload(Payload):
-    fields: list[Text]
-    purpose: Text
-    decision: Literal["allow", "deny"]
-    view: Literal["masked", "full"] = "full"
-    break_glass: bool = False
-    justification: Sealed | None = None
-    reason: Text | None = None
-    action: Text | None = None  # the vault action asked for (reveal, read_masked, search, shred, ...)
-    recording_id: Text | None = None  # for an access to a recording
-
-
-class VaultSubjectPayload(Payload):
-    fields: list[Text] = []
-    subject_kind: Text | None = None
-
-
-class VaultSearchPayload(Payload):
-    field: Text
-    matches: int = Field(ge=0)
-    purpose: Text
-    subjects: list[Token] = []  # the tokens returned, so a subject's export shows searches that found it
-
-
-class KeyRotatedPayload(Payload):
-    from_version: int
-    to_version: int
-    rewrapped: int = Field(ge=0)
-
-
-class IdentityPayload(Payload):
-    user_id: Text | None = None
-    client_id: Text | None = None
-    reason: Text | None = None
-    source_ip: Text | None = None
-
-
-class GdprPayload(Payload):
-    request_id: Text
-    article: Text | None = None
-    status: Text | None = None
-    reason: Text | None = None
-    due: datetime | None = None
-
-
-class PolicyLoadedPayload(Payload):
-    policy_set: Text
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-    policies: int = Field(ge=0)
-
-
-class BreakGlassReviewedPayload(Payload):
-    """A break-glass reveal reviewed (by the DPO or an auditor): the log index of its ``vault.access``
-    entry and the verdict. No free text: the reasons belong in the firm's own case file."""
-
-    entry_index: int = Field(ge=0)
-    verdict: Literal["justified", "unjustified"]
-
-
-class CheckpointIssuedPayload(Payload):
-    tree_size: int = Field(ge=0)
-    root_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-
-
-class NotePayload(Payload):
-    """Free-form operator entry (``tarcza audit append``): a code and sealed details."""
-
-    code: Text
-    details: Sealed | None = None
-
-
-CATALOGUE: dict[str, type[Payload]] = {
-    "contact.attempted": ContactPayload,
-    "contact.completed": ContactPayload,
-    "contact.received": ContactPayload,
-    "contact.visit": ContactPayload,
-    "contact.blocked": ContactBlockedPayload,
-    "contact.preferences_changed": ContactPreferencesPayload,
-    "debt.recorded": DebtPayload,
-    "debt.updated": DebtPayload,
-    "case.opened": CasePayload,
-    "case.closed": CasePayload,
-    "recording.stored": RecordingPayload,
-    "recording.played": RecordingAccessPayload,
-    "recording.shredded": RecordingAccessPayload,
-    "vault.subject_created": VaultSubjectPayload,
-    "vault.field_updated": VaultSubjectPayload,
-    "vault.access": VaultAccessPayload,
-    "vault.search": VaultSearchPayload,
-    "vault.key_rotated": KeyRotatedPayload,
-    "vault.subject_shredded": VaultSubjectPayload,
-    "identity.login_succeeded": IdentityPayload,
-    "identity.login_failed": IdentityPayload,
-    "identity.second_factor_failed": IdentityPayload,
-    "identity.locked_out": IdentityPayload,
-    "identity.recovery_code_used": IdentityPayload,
-    "identity.totp_enrolled": IdentityPayload,
-    "identity.totp_reset": IdentityPayload,
-    "identity.client_created": IdentityPayload,
-    "identity.client_rotated": IdentityPayload,
-    "identity.client_revoked": IdentityPayload,
-    "identity.logout": IdentityPayload,
-    "identity.step_up": IdentityPayload,
-    "identity.user_created": IdentityPayload,
-    "identity.user_disabled": IdentityPayload,
-    "identity.user_updated": IdentityPayload,
-    "gdpr.request_received": GdprPayload,
-    "gdpr.identity_verified": GdprPayload,
-    "gdpr.request_extended": GdprPayload,
-    "gdpr.request_completed": GdprPayload,
-    "gdpr.request_refused": GdprPayload,
-    "gdpr.erasure_refused": GdprPayload,
-    "gdpr.export_created": GdprPayload,
-    "gdpr.erasure_performed": GdprPayload,
-    "gdpr.restriction_applied": GdprPayload,
-    "gdpr.restriction_lifted": GdprPayload,
-    "gdpr.objection_recorded": GdprPayload,
-    "gdpr.rectification_applied": GdprPayload,
-    "gdpr.retention_applied": GdprPayload,
-    "gdpr.legal_hold_set": GdprPayload,
-    "gdpr.legal_hold_released": GdprPayload,
-    "policy.loaded": PolicyLoadedPayload,
-    "policy.break_glass_reviewed": BreakGlassReviewedPayload,
-    "checkpoint.issued": CheckpointIssuedPayload,
-    "operator.note": NotePayload,
+CATALOGUE: dict[str, EventType] = {
+    "contact.attempted": EventType(ContactPayload, System("contacts")),
+    "contact.completed": EventType(ContactPayload, System("contacts")),
+    "contact.received": EventType(ContactPayload, System("contacts")),
+    "contact.visit": EventType(ContactPayload, System("contacts")),
+    "contact.blocked": EventType(ContactBlockedPayload, System("contacts")),
+    "contact.preferences_changed": EventType(ContactPreferencesPayload, System("contacts.preferences")),
+    "debt.recorded": EventType(DebtPayload, System("contacts.debts")),
+    "debt.updated": EventType(DebtPayload, System("contacts.debts")),
+    "case.opened": EventType(CasePayload, System("contacts.debts")),
+    "case.closed": EventType(CasePayload, System("contacts.debts")),
+    "recording.stored": EventType(RecordingPayload, System("vault")),
+    "recording.played": EventType(RecordingAccessPayload, System("vault")),
+    "recording.shredded": EventType(RecordingAccessPayload, System("vault")),
+    "vault.subject_created": EventType(VaultSubjectPayload, System("vault")),
+    "vault.field_updated": EventType(VaultSubjectPayload, System("vault")),
+    "vault.access": EventType(VaultAccessPayload, System("vault")),
+    "vault.search": EventType(VaultSearchPayload, System("vault")),
+    "vault.key_rotated": EventType(KeyRotatedPayload, System("vault")),
+    "vault.subject_shredded": EventType(VaultSubjectPayload, System("vault")),
+    "identity.login_succeeded": EventType(IdentityPayload, System("identity")),
+    "identity.login_failed": EventType(IdentityPayload, System("identity")),
+    "identity.second_factor_failed": EventType(IdentityPayload, System("identity")),
+    "identity.locked_out": EventType(IdentityPayload, System("identity")),
+    "identity.recovery_code_used": EventType(IdentityPayload, System("identity")),
+    "identity.totp_enrolled": EventType(IdentityPayload, System("identity")),
+    "identity.totp_reset": EventType(IdentityPayload, System("identity")),
+    "identity.client_created": EventType(IdentityPayload, System("identity")),
+    "identity.client_rotated": EventType(IdentityPayload, System("identity")),
+    "identity.client_revoked": EventType(IdentityPayload, System("identity")),
+    "identity.logout": EventType(IdentityPayload, System("identity")),
+    "identity.step_up": EventType(IdentityPayload, System("identity")),
+    "identity.user_created": EventType(IdentityPayload, System("identity")),
+    "identity.user_disabled": EventType(IdentityPayload, System("identity")),
+    "identity.user_updated": EventType(IdentityPayload, System("identity")),
+    "gdpr.request_received": EventType(GdprPayload, System("gdpr")),
+    "gdpr.identity_verified": EventType(GdprPayload, System("gdpr")),
+    "gdpr.request_extended": EventType(GdprPayload, System("gdpr")),
+    "gdpr.request_completed": EventType(GdprPayload, System("gdpr")),
+    "gdpr.request_refused": EventType(GdprPayload, System("gdpr")),
+    "gdpr.erasure_refused": EventType(GdprPayload, System("gdpr")),
+    "gdpr.export_created": EventType(GdprPayload, System("gdpr")),
+    "gdpr.erasure_performed": EventType(GdprPayload, System("gdpr")),
+    "gdpr.restriction_applied": EventType(GdprPayload, System("contacts.preferences")),
+    "gdpr.restriction_lifted": EventType(GdprPayload, System("contacts.preferences")),
+    "gdpr.objection_recorded": EventType(GdprPayload, System("contacts.preferences")),
+    "gdpr.rectification_applied": EventType(GdprPayload, System("gdpr")),
+    "gdpr.retention_applied": EventType(GdprPayload, System("gdpr.retention_job")),
+    "gdpr.legal_hold_set": EventType(GdprPayload, System("gdpr")),
+    "gdpr.legal_hold_released": EventType(GdprPayload, System("gdpr")),
+    "policy.loaded": EventType(PolicyLoadedPayload, System("policies.engine")),
+    "policy.break_glass_reviewed": EventType(BreakGlassReviewedPayload, System("policies.review")),
+    "checkpoint.issued": EventType(CheckpointIssuedPayload, System("api.cli.audit")),
+    "audit.log_verified": EventType(LogVerifiedPayload, System("api.console")),
+    "operator.note": EventType(NotePayload, External("audit.append", "audit:append",
+                                                     sealed_from_plaintext=("details",))),
 }
+"""Every event type, its payload and its authors. Only :class:`External` types may be appended from
+outside Tarcza (the HTTP append, ``tarcza audit append``); contacts go through ``/v1/contacts``, where
+the contact-policy firewall decides, and every other event is written by the component named."""
+
+
+def external_event_type(event_type: str) -> External:
+    """The authors of an event type an outside principal may append; :class:`SystemEventTypeError` (403)
+    naming the type and its owner if only Tarcza writes it, InvalidInputError if there is no such type."""
+    known = CATALOGUE.get(event_type)
+    if known is None:
+        raise InvalidInputError(f"unknown event type {event_type!r}", event_type=event_type)
+    if isinstance(known.authors, System):
+        raise SystemEventTypeError(
+            f"event type {event_type!r} is written only by Tarcza ({known.authors.component}); "
+            "it cannot be appended from outside", event_type=event_type, author=known.authors.component)
+    return known.authors
 
 
 def _utc(value: datetime) -> datetime:
@@ -361,35 +234,18 @@ class AuditEvent(BaseModel):
         return out
 
     def request_fingerprint(self) -> bytes:
-        """What an idempotent retry must repeat: type, actor, subject and payload (not id or time)."""
+        """What an idempotent retry must repeat: type, actor, subject and payload (not id or time).
+
+        Fields the server seals from the caller's plain text count by presence only: a retry seals
+        the same text again into other bytes (a fresh nonce), and is still the same request."""
+        payload = self.payload
+        known = CATALOGUE.get(self.type)
+        if known is not None and isinstance(known.authors, External) and known.authors.sealed_from_plaintext:
+            payload = {k: ("(sealed)" if k in known.authors.sealed_from_plaintext else v) for k, v in payload.items()}
         return hashlib.sha256(canonical_json({
             "type": self.type, "actor": {"id": self.actor.id, "kind": self.actor.kind.value},
-            "subject": self.subject, "payload": self.payload,
+            "subject": self.subject, "payload": payload,
         })).digest()
-
-
-def canonical_json(value: dict[str, Any]) -> bytes:
-    """RFC 8785 canonical JSON of an event value.
-
-    Events hold only ASCII keys, strings, integers, booleans, null, lists and objects (no
-    floats: the catalogue has none, see tests). In that domain the JCS rules (keys sorted by
-    UTF-16 code unit, no whitespace, only ``"``, ``\\`` and control characters escaped,
-    lowercase ``\\u00xx``) are exactly what the standard library's ``json`` writes with
-    these options, many times faster than a general JCS serializer. ``rfc8785`` stays the
-    reference: the verifier's event check and a property test use it.
-    """
-    try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInputError("event text holds an unpaired surrogate (not valid Unicode)") from None
-
-
-def format_time(value: datetime) -> str:
-    """RFC 3339 UTC with microseconds, the one spelling used in canonical events."""
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def build_event(
@@ -397,9 +253,10 @@ def build_event(
     subject: str | None = None, event_id: str | None = None,
 ) -> AuditEvent:
     """Validate a payload against the catalogue and build the event; InvalidInputError if refused."""
-    model = CATALOGUE.get(event_type)
-    if model is None:
+    known = CATALOGUE.get(event_type)
+    if known is None:
         raise InvalidInputError(f"unknown event type {event_type!r}", event_type=event_type)
+    model = known.payload
     try:
         typed = payload if isinstance(payload, model) else model.model_validate(
             payload.model_dump() if isinstance(payload, Payload) else payload)
@@ -416,6 +273,8 @@ def build_event(
                 f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]),
             event_type=event_type,
         ) from None
+    except InvalidInputError as exc:  # personal data in a plain field (see audit.payloads._no_plain_pii)
+        raise InvalidInputError(f"event {event_type!r} refused: {exc.detail}", event_type=event_type) from None
     # Times inside payloads must use the canonical spelling too.
     event.payload.update(_canonical_times(model, typed))
     return event
@@ -451,9 +310,52 @@ def _canonical_times(model: type[Payload], typed: Payload) -> dict[str, str]:
     return out
 
 
-def parse_leaf_input(data: bytes) -> dict[str, Any]:
-    """Parse an exported leaf input and check that it is canonical; ValueError if not."""
-    value = json.loads(data.decode("utf-8"))
-    if not isinstance(value, dict) or rfc8785.dumps(value) != data:
-        raise ValueError("leaf input is not canonical JSON (RFC 8785)")
-    return value
+# The payload models and the bytes side live in audit.payloads and audit.canonical; callers import them here.
+__all__ = [
+    "CATALOGUE",
+    "CODE_PATTERN",
+    "EVENT_FORMAT_VERSION",
+    "SUBJECT_TOKEN_PATTERN",
+    "Actor",
+    "ActorKind",
+    "AuditEvent",
+    "BreakGlassReviewedPayload",
+    "CanonicalTime",
+    "CasePayload",
+    "Channel",
+    "CheckpointIssuedPayload",
+    "Code",
+    "ContactBlockedPayload",
+    "ContactPayload",
+    "ContactPreferencesPayload",
+    "DebtPayload",
+    "EventType",
+    "External",
+    "GdprPayload",
+    "IdentityPayload",
+    "KeyRotatedPayload",
+    "LogVerifiedPayload",
+    "NotePayload",
+    "Payload",
+    "PolicyLoadedPayload",
+    "RecordingAccessPayload",
+    "RecordingPayload",
+    "RuleId",
+    "Sealed",
+    "Sha256Hex",
+    "SignaturePayload",
+    "System",
+    "Text",
+    "Token",
+    "VaultAccessPayload",
+    "VaultSearchPayload",
+    "VaultSubjectPayload",
+    "build_event",
+    "build_events",
+    "canonical_json",
+    "external_event_type",
+    "format_time",
+    "new_event_id",
+    "parse_leaf_input",
+    "sealed_b64",
+]

@@ -6,7 +6,8 @@ between every log call and its output:
 * :func:`drop_sensitive_keys` replaces the value under any sensitive key (``password``,
   ``pesel``, ``email``, ``token`` ...) with ``[redacted]``;
 * :func:`mask_pii_values` masks anything that looks like a PESEL, NIP, IBAN, payment card
-  number, e-mail address or phone number inside every string logged, at any depth.
+  number, e-mail address, phone number or another person's number inside every string
+  logged, at any depth, however it is written (:mod:`core.pii` normalises first).
 
 Invariant: both run before any renderer, so no configured output sees raw values.
 Log subject tokens, never values.
@@ -15,13 +16,14 @@ Log subject tokens, never values.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
+
+from core.pii import find_personal_data, mask_text
 
 REDACTED = "[redacted]"
 
@@ -34,62 +36,18 @@ SENSITIVE_KEYS = frozenset({
 })
 SENSITIVE_SUFFIXES = ("_password", "_secret", "_pin", "_passphrase", "_plaintext")
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
-_NRB = re.compile(r"(?<![A-Za-z0-9])\d{2}(?:[ ]?\d{4}){6}(?![A-Za-z0-9])")
-_CARD = re.compile(r"(?<![A-Za-z0-9])\d(?:[ \-]?\d){12,18}(?![A-Za-z0-9])")
-_PESEL = re.compile(r"(?<![A-Za-z0-9])\d{11}(?![A-Za-z0-9])")
-_NIP = re.compile(r"(?<![A-Za-z0-9])(?:\d{10}|\d{3}-\d{3}-\d{2}-\d{2}|\d{3}-\d{2}-\d{2}-\d{3})(?![A-Za-z0-9])")
-_PHONE = re.compile(
-    r"(?<![A-Za-z0-9])(?:(?:\+|00)\d{2}[ \-]?)?"
-    r"(?:\d{3}[ \-]?\d{3}[ \-]?\d{3}|\d{2}[ \-]?\d{3}[ \-]?\d{2}[ \-]?\d{2})(?![A-Za-z0-9])"
-)
-
-
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def _mask_card(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group(0))
-    return "[CARD]" if _luhn_ok(digits) else match.group(0)
-
-
-_ANY_DIGIT = re.compile(r"\d").search
-
-
-def mask_text(text: str) -> str:
-    """Mask everything in ``text`` that looks like personal data."""
-    if "@" not in text and _ANY_DIGIT(text) is None:
-        return text
-    text = _EMAIL.sub("[EMAIL]", text)
-    text = _IBAN.sub("[IBAN]", text)
-    text = _NRB.sub("[IBAN]", text)
-    text = _CARD.sub(_mask_card, text)
-    text = _PESEL.sub("[PESEL]", text)
-    text = _NIP.sub("[NIP]", text)
-    return _PHONE.sub("[PHONE]", text)
-
 
 def clear_of_pii_patterns(generate: Callable[[], str]) -> str:
-    """A random identifier from ``generate`` that :func:`mask_text` leaves as it is.
+    """A random identifier from ``generate`` in which :func:`core.pii.find_personal_data` finds nothing.
 
     Random hex or base62 now and then holds a run of digits that passes a card's Luhn
-    check or looks like a phone number or a PESEL (about 1 identifier in 6,000 for a UUID).
-    Such an id would be refused wherever the audit log checks plain text for personal data,
-    so every identifier Tarcza generates is drawn again until it is clear.
+    check or reads as a phone number or a PESEL (:mod:`core.pii`). Such an id would be
+    refused wherever the audit log checks plain text for personal data, so every
+    identifier Tarcza generates is drawn again until it is clear.
     """
     while True:
         value = generate()
-        if mask_text(value) == value:
+        if find_personal_data(value) is None:
             return value
 
 

@@ -3,9 +3,14 @@
 The vault records every reveal in the log before any plaintext leaves it, with
 ``break_glass: true`` when the decision came from a break-glass policy (and the sealed
 justification). The DPO or an auditor reviews each one: the verdict is itself an entry of
-the log (``policy.break_glass_reviewed``, naming the reveal's index), so the review is as
-tamper-evident as the reveal, and a reveal without such an entry is awaiting review. This
-module never sees the justification in clear.
+the log (``policy.break_glass_reviewed``, naming the reveal's index and leaf hash), so the
+review is as tamper-evident as the reveal, and a reveal without such an entry is awaiting
+review. This module never sees the justification in clear.
+
+Only this module writes verdicts (the catalogue's author of ``policy.break_glass_reviewed``),
+and a verdict counts only if it is one it wrote (:func:`_written_here`, ADR 0017): it names
+the reviewed entry's leaf hash, which the open append of old could not carry, and a person or
+an API client gave it. Verdicts forged through that append are in the log for ever, and ignored.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from audit.events import Actor
+from audit.events import Actor, ActorKind
 from audit.repository import EntryFilter
 from audit.sequencer import Receipt
 from audit.service import AuditLog
@@ -51,6 +56,7 @@ class Review:
     time: str
     reviewer: str
     verdict: str
+    target_leaf_hash: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"index": self.index, "time": self.time, "reviewer": self.reviewer, "verdict": self.verdict}
@@ -71,13 +77,28 @@ def reviews(audit: AuditLog) -> dict[int, Review]:
     while True:
         page = audit.query(EntryFilter(event_type="policy.break_glass_reviewed"), cursor=cursor, limit=PAGE)
         for entry in page.items:
-            target = int(entry.event.get("payload", {}).get("entry_index", -1))
-            out.setdefault(target, Review(entry.index, str(entry.event.get("time")),
-                                          str(entry.event.get("actor", {}).get("id")),
-                                          str(entry.event.get("payload", {}).get("verdict"))))
+            payload = entry.event.get("payload", {})
+            if not _written_here(entry.event):
+                continue
+            out.setdefault(int(payload["entry_index"]), Review(
+                entry.index, str(entry.event.get("time")), str(entry.event.get("actor", {}).get("id")),
+                str(payload.get("verdict")), str(payload["entry_leaf_hash"])))
         if page.next_cursor is None:
             return out
         cursor = page.next_cursor
+
+
+def _written_here(event: dict[str, Any]) -> bool:
+    """Whether a ``policy.break_glass_reviewed`` entry was written by :func:`review_break_glass` for a person or
+    a client (not forged through the old open append, which refused the ``entry_leaf_hash`` field)."""
+    payload = event.get("payload", {})
+    return (isinstance(payload.get("entry_leaf_hash"), str) and isinstance(payload.get("entry_index"), int)
+            and event.get("actor", {}).get("kind") in (ActorKind.USER.value, ActorKind.CLIENT.value))
+
+
+def _review_of(done: dict[int, Review], index: int, leaf_hash: bytes) -> Review | None:
+    review = done.get(index)
+    return review if review is not None and review.target_leaf_hash == leaf_hash.hex() else None
 
 
 def review_break_glass(audit: AuditLog, actor: Actor, index: int, verdict: str) -> Receipt:
@@ -90,10 +111,10 @@ def review_break_glass(audit: AuditLog, actor: Actor, index: int, verdict: str) 
     payload = entry.event.get("payload", {}) if entry is not None else {}
     if entry is None or entry.event.get("type") != "vault.access" or payload.get("break_glass") is not True:
         raise BreakGlassNotFoundError("no break-glass reveal is at this log index")
-    if index in reviews(audit):
+    if _review_of(reviews(audit), index, entry.leaf_hash) is not None:
         raise AlreadyReviewedError("this break-glass reveal was reviewed already", index=index)
     return audit.record("policy.break_glass_reviewed", actor=actor, subject=entry.event.get("subject"),
-                        payload={"entry_index": index, "verdict": verdict})
+                        payload={"entry_index": index, "entry_leaf_hash": entry.leaf_hash.hex(), "verdict": verdict})
 
 
 def list_break_glass(audit: AuditLog, *, since: datetime | None = None, until: datetime | None = None,
@@ -109,12 +130,13 @@ def list_break_glass(audit: AuditLog, *, since: datetime | None = None, until: d
         page = audit.query(flt, cursor=cursor, limit=PAGE)
         for entry in page.items:
             payload = entry.event.get("payload", {})
-            if payload.get("break_glass") is True and not (awaiting_only and entry.index in done):
+            review = _review_of(done, entry.index, entry.leaf_hash)
+            if payload.get("break_glass") is True and not (awaiting_only and review is not None):
                 actor = entry.event.get("actor", {})
                 out.append(BreakGlassAccess(
                     entry.index, str(entry.event.get("time")), str(actor.get("id")), str(actor.get("kind")),
                     entry.event.get("subject"), payload.get("purpose"), list(payload.get("fields", [])),
-                    payload.get("decision"), bool(payload.get("justification")), done.get(entry.index)))
+                    payload.get("decision"), bool(payload.get("justification")), review))
                 if len(out) >= limit:
                     break
         if page.next_cursor is None:

@@ -1,6 +1,8 @@
-"""The versioned AEAD envelope that seals one field value.
+"""The field envelope: one field value sealed under the subject's data key.
 
-Layout (all integers big-endian)::
+An envelope is a frame of the sealing recipe (:mod:`vault.aead`) for the purpose ``field``:
+key id = data-key version, context items = (subject token, field label). Its bytes are those
+written since the first release (integers big-endian)::
 
     offset  size  content
     0       2     magic b"TZ"
@@ -9,9 +11,8 @@ Layout (all integers big-endian)::
     7       12    random AES-GCM nonce
     19      n+16  AES-256-GCM ciphertext of the n-byte value, then the 16-byte tag
 
-The associated data is the canonical encoding of (domain, format version, subject,
-field, data-key version): every item is a 4-byte length followed by its bytes, so no
-two distinct tuples encode alike.
+with associated data ``LP("tarcza/field-envelope") || LP(1) || LP(subject) || LP(field) ||
+LP(data-key version)`` (``LP`` = 4-byte length, then the bytes).
 
 Invariants:
 
@@ -31,12 +32,9 @@ from __future__ import annotations
 
 import functools
 import os
-import struct
 from collections.abc import Sequence
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
+from vault import aead
 from vault.errors import VaultDecryptError
 
 __all__ = [
@@ -45,20 +43,13 @@ __all__ = [
     "envelope_key_version",
     "new_data_key",
     "open_field",
+    "open_fields",
     "seal_field",
     "seal_fields",
 ]
 
-FORMAT_VERSION = 1
-DATA_KEY_SIZE = 32
-
-_MAGIC = b"TZ"
-_NONCE_SIZE = 12
-_TAG_SIZE = 16
-_HEADER = struct.Struct(">2sBI")  # magic, format version, key version
-_PREFIX_SIZE = _HEADER.size + _NONCE_SIZE
-_MAX_KEY_VERSION = 2**32 - 1
-_DOMAIN = b"tarcza/field-envelope"
+FORMAT_VERSION = aead.FORMAT_VERSION
+DATA_KEY_SIZE = aead.KEY_SIZE
 
 
 def new_data_key() -> bytes:
@@ -66,37 +57,10 @@ def new_data_key() -> bytes:
     return os.urandom(DATA_KEY_SIZE)
 
 
-def _length_prefixed(*items: bytes) -> bytes:
-    return b"".join(struct.pack(">I", len(item)) + item for item in items)
-
-
-_AD_HEAD = _length_prefixed(_DOMAIN, bytes([FORMAT_VERSION]))
-
-
-def _associated_data(subject: str, field: str, key_version: int) -> bytes:
-    """Length-prefixed (domain, format version, subject, field, key version)."""
-    return _subject_part(subject) + _field_part(field, key_version)
-
-
-def _subject_part(subject: str) -> bytes:
-    return _AD_HEAD + _length_prefixed(subject.encode("utf-8"))
-
-
 @functools.lru_cache(maxsize=1024)
-def _field_part(field: str, key_version: int) -> bytes:
-    """The tail of the associated data: a handful of values (catalogue names, key versions)."""
-    return _length_prefixed(field.encode("utf-8"), struct.pack(">I", key_version))
-
-
-def _check_seal_arguments(data_key: bytes, subject: str, field: str, key_version: int) -> None:
-    if len(data_key) != DATA_KEY_SIZE:
-        raise ValueError(f"data key must be {DATA_KEY_SIZE} bytes, got {len(data_key)}")
-    if not subject:
-        raise ValueError("subject must not be empty")
-    if not field:
-        raise ValueError("field must not be empty")
-    if not 0 <= key_version <= _MAX_KEY_VERSION:
-        raise ValueError(f"key version must be in [0, {_MAX_KEY_VERSION}], got {key_version}")
+def _field_context(field: str) -> aead.Context:
+    """A field's context item: a handful of values (catalogue names and labels), so cached."""
+    return aead.context(field)
 
 
 def seal_field(
@@ -106,13 +70,7 @@ def seal_field(
 
     Raises ``ValueError`` for a malformed argument (a programming error, never data).
     """
-    _check_seal_arguments(data_key, subject, field, key_version)
-    nonce = os.urandom(_NONCE_SIZE)
-    header = _HEADER.pack(_MAGIC, FORMAT_VERSION, key_version)
-    ciphertext = AESGCM(data_key).encrypt(
-        nonce, plaintext, _associated_data(subject, field, key_version)
-    )
-    return header + nonce + ciphertext
+    return seal_fields(data_key, [(field, plaintext)], subject=subject, key_version=key_version)[0]
 
 
 def seal_fields(
@@ -120,19 +78,19 @@ def seal_fields(
 ) -> list[bytes]:
     """:func:`seal_field` for several ``(field, plaintext)`` of one subject, in order.
 
-    The same envelopes (each with its own random nonce), with one cipher object for the
-    subject's key: the vault's bulk path seals thousands of fields at a time.
+    The same envelopes (each with its own random nonce), with one sealer for the subject's
+    key: the vault's bulk path seals thousands of fields at a time.
     """
-    aead: AESGCM | None = None
-    header = _HEADER.pack(_MAGIC, FORMAT_VERSION, key_version) if 0 <= key_version <= _MAX_KEY_VERSION else b""
-    head = _subject_part(subject)
+    if len(data_key) != DATA_KEY_SIZE:
+        raise ValueError(f"data key must be {DATA_KEY_SIZE} bytes, got {len(data_key)}")
+    if not subject:
+        raise ValueError("subject must not be empty")
+    sealer = aead.Sealer(data_key, aead.FIELD, prefix=aead.context(subject))
     out: list[bytes] = []
     for field, plaintext in items:
-        _check_seal_arguments(data_key, subject, field, key_version)
-        if aead is None:
-            aead = AESGCM(data_key)
-        nonce = os.urandom(_NONCE_SIZE)
-        out.append(header + nonce + aead.encrypt(nonce, plaintext, head + _field_part(field, key_version)))
+        if not field:
+            raise ValueError("field must not be empty")
+        out.append(sealer.seal(plaintext, _field_context(field), key_id=key_version))
     return out
 
 
@@ -143,31 +101,18 @@ def envelope_key_version(envelope: bytes) -> int:
     choose which key to try. Raises :class:`VaultDecryptError` if the header is not a
     format-1 envelope header.
     """
-    if len(envelope) < _PREFIX_SIZE + _TAG_SIZE:
-        raise VaultDecryptError()
-    magic, version, key_version = _HEADER.unpack_from(envelope)
-    if magic != _MAGIC or version != FORMAT_VERSION:
-        raise VaultDecryptError()
-    return int(key_version)
+    return aead.key_id_of(envelope)
 
 
 def open_fields(data_key: bytes, items: Sequence[tuple[str, bytes]], *, subject: str) -> list[bytes]:
-    """:func:`open_field` for several ``(field, envelope)`` of one subject, with one cipher object.
+    """:func:`open_field` for several ``(field, envelope)`` of one subject, with one sealer.
 
     Raises :class:`VaultDecryptError` if any of them does not open.
     """
     try:
-        aead = AESGCM(data_key)
-        head = _subject_part(subject)
-        out: list[bytes] = []
-        for field, envelope in items:
-            key_version = envelope_key_version(envelope)
-            nonce = envelope[_HEADER.size : _PREFIX_SIZE]
-            out.append(aead.decrypt(nonce, envelope[_PREFIX_SIZE:], head + _field_part(field, key_version)))
-        return out
-    except VaultDecryptError:
-        raise
-    except (InvalidTag, ValueError, TypeError, struct.error):
+        sealer = aead.Sealer(data_key, aead.FIELD, prefix=aead.context(subject))
+        return [sealer.open(envelope, _field_context(field)) for field, envelope in items]
+    except (ValueError, TypeError):  # a data key of the wrong size, names that do not encode
         raise VaultDecryptError() from None
 
 
@@ -177,12 +122,7 @@ def open_field(data_key: bytes, envelope: bytes, *, subject: str, field: str) ->
     Raises :class:`VaultDecryptError` on any failure.
     """
     try:
-        key_version = envelope_key_version(envelope)
-        nonce = envelope[_HEADER.size : _PREFIX_SIZE]
-        ad = _associated_data(subject, field, key_version)
-        return AESGCM(data_key).decrypt(nonce, envelope[_PREFIX_SIZE:], ad)
-    except VaultDecryptError:
-        raise
-    except (InvalidTag, ValueError, TypeError, struct.error):
-        # ValueError covers a data key of the wrong size and unencodable names.
+        ctx = aead.Context(aead.context(subject) + _field_context(field))
+    except UnicodeEncodeError:
         raise VaultDecryptError() from None
+    return aead.open_sealed(data_key, envelope, purpose=aead.FIELD, ctx=ctx)

@@ -48,21 +48,24 @@ def _operator() -> Actor:
 
 @app.command("append")
 def append(
-    event_type: Annotated[str, typer.Option("--type", help="Event type from the catalogue, e.g. contact.attempted.")],
-    payload: Annotated[str, typer.Option(help="Payload as JSON (personal fields sealed, base64url).")] = "{}",
+    event_type: Annotated[str, typer.Option("--type", help=(
+        "An event type outside principals may author (operator.note); types only Tarcza writes are refused."))],
+    payload: Annotated[str, typer.Option(help=(
+        "Payload as JSON; a note's details in plain text (sealed by Tarcza under the subject's key)."))] = "{}",
     subject: Annotated[str | None, typer.Option(help="Subject token the event concerns.")] = None,
-    actor: Annotated[str | None, typer.Option(help="Actor id (default: operator:<login>).")] = None,
-    actor_kind: Annotated[ActorKind, typer.Option(help="Actor kind.")] = ActorKind.SYSTEM,
     idempotency_key: Annotated[str | None, typer.Option(help="Retrying with the same key appends once.")] = None,
 ) -> None:
-    """Append one event (for scripts); prints the receipt as JSON."""
+    """Append one operator note (for scripts), as operator:<login>; prints the receipt as JSON."""
+    from api.external_events import append_from_outside
+
     try:
         body = json.loads(payload)
     except ValueError:
         raise InvalidInputError("--payload is not valid JSON") from None
-    who = Actor(id=actor, kind=actor_kind) if actor else _operator()
-    receipt = runtime().audit.record(event_type, actor=who, payload=body, subject=subject,
-                                     idempotency_key=idempotency_key)
+    if not isinstance(body, dict):
+        raise InvalidInputError("--payload must be a JSON object")
+    receipt = append_from_outside(runtime(), event_type, actor=_operator(), payload=body, subject=subject,
+                                  idempotency_key=idempotency_key)
     _print_json(receipt.to_json())
 
 

@@ -54,11 +54,10 @@ def operator_actor() -> Actor:
 
 @contextmanager
 def _identity() -> Iterator[Identity]:
-    from identity.secretbox import box_loader
     from identity.service import transaction
 
     rt = runtime()
-    with transaction(rt.sessions, audit=lambda: rt.audit, clock=rt.clock, box=box_loader(rt.settings)) as identity:
+    with transaction(rt.sessions, audit=lambda: rt.audit, clock=rt.clock, box=rt.secret_box_loader()) as identity:
         yield identity
 
 

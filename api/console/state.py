@@ -2,9 +2,12 @@
 the last verification's result, a short-lived cache of the retention dry run, and playback grants.
 
 One :class:`ConsoleState` per :class:`~api.runtime.Runtime` (per app). Nothing here is the
-record: the result of every full verification is also an ``operator.note`` entry of the
-audit log itself (code ``audit_log_verified:...``), which is where :func:`last_verification`
-finds it after a restart. Nothing held here is personal data: tokens, counts, codes.
+record: the result of every full verification is also an ``audit.log_verified`` entry of the
+audit log itself, which is where :func:`last_verification` finds it after a restart. Only the
+console writes that type (the catalogue's author; the open append refuses it, ADR 0017); the
+``operator.note`` codes ``audit_log_verified:...`` that earlier versions wrote are not read,
+because anyone allowed to append could have written the same note. Nothing held here is
+personal data: tokens, counts, codes.
 """
 
 from __future__ import annotations
@@ -20,14 +23,14 @@ from typing import Any, Final
 
 from api.runtime import Runtime
 from audit.errors import AuditError
-from audit.events import Actor
+from audit.events import Actor, LogVerifiedPayload
 from audit.repository import EntryFilter
 from core.errors import TarczaError
 from core.logging import get_logger
 
 log = get_logger("tarcza.console")
 
-VERIFIED_CODE: Final = "audit_log_verified"
+VERIFIED: Final = "audit.log_verified"
 RETENTION_CACHE: Final = timedelta(minutes=10)
 GRANT_LIFETIME: Final = timedelta(minutes=5)
 _NOTE_PAGE: Final = 500
@@ -60,12 +63,12 @@ class Verification:
             return 100
         return 0 if self.total <= 0 else min(99, self.done * 100 // self.total)
 
-    def code(self) -> str:
-        """The ``operator.note`` code recording this result (numbers and words only: no personal data)."""
+    def payload(self) -> LogVerifiedPayload:
+        """The ``audit.log_verified`` payload recording this result (numbers and codes: no personal data)."""
         if self.ok:
-            return f"{VERIFIED_CODE}:ok:entries:{self.entries}:checkpoints:{self.checkpoints}"
-        where = "" if self.failed_index is None else f":index:{self.failed_index}"
-        return f"{VERIFIED_CODE}:failed:{self.failed_what or 'unknown'}{where}"
+            return LogVerifiedPayload(ok=True, entries=self.entries, checkpoints=self.checkpoints,
+                                      root_hash=self.root_hash)
+        return LogVerifiedPayload(ok=False, failed_what=self.failed_what or "unknown", failed_index=self.failed_index)
 
     def to_json(self) -> dict[str, Any]:
         return {"running": self.running, "done": self.done, "total": self.total, "percent": self.percent,
@@ -145,7 +148,7 @@ def _verify(runtime: Runtime, actor: Actor, state: ConsoleState) -> None:
         return
     finished = replace(current, finished_at=runtime.clock.now(), **outcome)
     try:
-        receipt = runtime.audit.record("operator.note", actor=actor, payload={"code": finished.code()})
+        receipt = runtime.audit.record(VERIFIED, actor=actor, payload=finished.payload())
         finished = replace(finished, log_index=receipt.index)
     except TarczaError as exc:
         log.error("console_verify_not_recorded", error=type(exc).__name__)
@@ -175,35 +178,26 @@ def last_verification(runtime: Runtime) -> Verification | None:
 
 
 def _from_log(runtime: Runtime) -> Verification | None:
+    """The newest ``audit.log_verified`` entry as a finished verification (a type only the console writes)."""
     found: Verification | None = None
     cursor: str | None = None
     while True:
-        page = runtime.audit.query(EntryFilter(event_type="operator.note"), cursor=cursor, limit=_NOTE_PAGE)
+        page = runtime.audit.query(EntryFilter(event_type=VERIFIED), cursor=cursor, limit=_NOTE_PAGE)
         for entry in page.items:
-            parsed = parse_code(str(entry.event.get("payload", {}).get("code", "")))
-            if parsed is not None:
-                at = datetime.fromisoformat(str(entry.event["time"]).replace("Z", "+00:00"))
-                found = Verification(started_at=at, started_by=str(entry.event["actor"]["id"]), finished_at=at,
-                                     log_index=entry.index, **parsed)
+            found = from_entry(entry.index, entry.event)
         if page.next_cursor is None:
             return found
         cursor = page.next_cursor
 
 
-def parse_code(code: str) -> dict[str, Any] | None:
-    """The fields of a verification note's code; None for any other note."""
-    parts = code.split(":")
-    if len(parts) < 2 or parts[0] != VERIFIED_CODE:
-        return None
-    pairs = dict(zip(parts[2::2], parts[3::2], strict=False))
-    if parts[1] == "ok":
-        return {"ok": True, "entries": _int(pairs.get("entries")), "checkpoints": _int(pairs.get("checkpoints"))}
-    index = _int(parts[4]) if len(parts) > 4 and parts[3] == "index" else None
-    return {"ok": False, "failed_what": parts[2] if len(parts) > 2 else None, "failed_index": index}
-
-
-def _int(text: str | None) -> int | None:
-    return int(text) if text is not None and text.isdigit() else None
+def from_entry(index: int, event: dict[str, Any]) -> Verification:
+    """The verification an ``audit.log_verified`` entry records."""
+    payload = LogVerifiedPayload.model_validate(event["payload"])
+    at = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
+    return Verification(started_at=at, started_by=str(event["actor"]["id"]), finished_at=at, log_index=index,
+                        ok=payload.ok, entries=payload.entries, checkpoints=payload.checkpoints,
+                        root_hash=payload.root_hash, failed_index=payload.failed_index,
+                        failed_what=payload.failed_what)
 
 
 # -- the retention dry run, cached for the dashboard -------------------------------------------------

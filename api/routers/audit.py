@@ -34,12 +34,14 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 
 class AppendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "type": "contact.attempted", "subject": "sub_Q2xq0y7Wm4b1Zr8kTgVh3A",
-        "payload": {"channel": "phone", "direction": "outbound", "agent_id": "agent-017", "outcome": "no_answer"}}]})
-    type: str = Field(min_length=1, max_length=64, description="Event type from the catalogue, e.g. contact.attempted")
+        "type": "operator.note", "subject": "sub_Q2xq0y7Wm4b1Zr8kTgVh3A",
+        "payload": {"code": "callback_requested", "details": "Asked to be called after 17:00."}}]})
+    type: str = Field(min_length=1, max_length=64, description=(
+        "An event type outside principals may author (today: operator.note). Types only Tarcza writes "
+        "(contacts, reveals, reviews, identity, GDPR, policies, checkpoints) are refused with 403"))
     subject: str | None = Field(None, max_length=64, description="Subject token the event concerns")
-    payload: dict[str, Any] = Field(default_factory=dict, max_length=100,
-                                    description="Payload; personal fields sealed (base64url)")
+    payload: dict[str, Any] = Field(default_factory=dict, max_length=100, description=(
+        "Payload; free text such as a note's details in plain text: Tarcza seals it under the subject's key"))
     event_id: str | None = Field(None, max_length=36, description="Optional UUID chosen by the caller")
 
 
@@ -48,13 +50,18 @@ Appender = Annotated[Principal, Depends(require_action("audit.append"))]
 Exporter = Annotated[Principal, Depends(require_action("audit.export"))]
 
 
-@router.post("/events", status_code=201, responses={**PROBLEMS, 200: {"description": "Idempotent retry"}},
-             summary="Append an event (durable on response)")
+@router.post("/events", status_code=201, responses={
+    **PROBLEMS, 200: {"description": "Idempotent retry"},
+    403: {"description": "Not allowed to append, or a type only Tarcza writes (problem details naming it)"}},
+    summary="Append an operator note (durable on response)")
 def append_event(body: AppendRequest, runtime: RuntimeDep, response: Response, principal: Appender,
                  idempotency: IdempotentByService) -> dict[str, Any]:
+    """Only types the catalogue lists as external (ADR 0017); free text is sealed here, under the subject's key."""
+    from api.external_events import append_from_outside
+
     key = None if idempotency is None else f"{principal.id}:{idempotency.key}"  # the key is the principal's
-    receipt = runtime.audit.record(body.type, actor=principal.actor, payload=body.payload,
-                                   subject=body.subject, idempotency_key=key, event_id=body.event_id)
+    receipt = append_from_outside(runtime, body.type, actor=principal.actor, payload=body.payload,
+                                  subject=body.subject, idempotency_key=key, event_id=body.event_id)
     if receipt.duplicate:
         response.status_code = 200
         if idempotency is not None:

@@ -13,8 +13,7 @@ from api.runtime import Runtime
 from audit import merkle
 from audit.checkpoint import Verifier, open_checkpoint
 
-CONTACT = {"type": "contact.attempted", "subject": "sub_HTTPSUBJECT0001",
-           "payload": {"channel": "email", "direction": "outbound", "agent_id": "agent-2"}}
+NOTE = {"type": "operator.note", "payload": {"code": "backup_verified"}}
 
 
 def client_token(runtime: Runtime, *scopes: str) -> str:
@@ -35,31 +34,30 @@ def client(initialised_runtime: Runtime) -> TestClient:
 class TestAuditApi:
     def test_append_is_idempotent(self, client: TestClient) -> None:
         """The first append answers 201, a retry with the same Idempotency-Key 200 with the same index."""
-        first = client.post("/v1/audit/events", json=CONTACT, headers={"Idempotency-Key": "h-1"})
-        again = client.post("/v1/audit/events", json=CONTACT, headers={"Idempotency-Key": "h-1"})
+        first = client.post("/v1/audit/events", json=NOTE, headers={"Idempotency-Key": "h-1"})
+        again = client.post("/v1/audit/events", json=NOTE, headers={"Idempotency-Key": "h-1"})
         assert (first.status_code, again.status_code) == (201, 200)
         assert first.json()["index"] == again.json()["index"]
         assert again.json()["duplicate"] is True
 
     def test_bad_event_is_a_problem(self, client: TestClient) -> None:
         """An unknown type or plaintext PII is a 422 problem that does not echo the value."""
-        bad = {**CONTACT, "payload": {**CONTACT["payload"], "agent_id": "44051401359"}}
+        bad = {**NOTE, "payload": {"code": "44051401359"}}
         response = client.post("/v1/audit/events", json=bad)
         assert response.status_code == 422
         assert response.headers["content-type"] == "application/problem+json"
         assert "44051401359" not in response.text
-        assert client.post("/v1/audit/events", json={**CONTACT, "type": "nope"}).status_code == 422
+        assert client.post("/v1/audit/events", json={**NOTE, "type": "nope"}).status_code == 422
 
     def test_query_checkpoint_and_proofs(self, client: TestClient) -> None:
         """Entries page by cursor; the signed checkpoint and proofs verify with the published key."""
         import base64
 
-        indexes = [client.post("/v1/audit/events", json={**CONTACT, "payload": {**CONTACT["payload"],
-                                                                                "outcome": f"o{i}"}}).json()["index"]
+        indexes = [client.post("/v1/audit/events", json={**NOTE, "payload": {"code": f"o{i}"}}).json()["index"]
                    for i in range(9)]
-        page = client.get("/v1/audit/events", params={"subject": CONTACT["subject"], "limit": 4}).json()
+        page = client.get("/v1/audit/events", params={"type": "operator.note", "limit": 4}).json()
         assert [e["index"] for e in page["items"]] == indexes[:4]
-        page2 = client.get("/v1/audit/events", params={"subject": CONTACT["subject"], "limit": 4,
+        page2 = client.get("/v1/audit/events", params={"type": "operator.note", "limit": 4,
                                                        "cursor": page["next_cursor"]}).json()
         assert [e["index"] for e in page2["items"]] == indexes[4:8]
         assert client.post("/v1/audit/checkpoints").status_code == 201
@@ -80,7 +78,7 @@ class TestAuditApi:
     def test_export_download_verifies_and_tamper_fails(self, client: TestClient) -> None:
         """The exported archive verifies through the upload endpoint; a changed byte does not."""
         for _ in range(5):
-            client.post("/v1/audit/events", json=CONTACT)
+            client.post("/v1/audit/events", json=NOTE)
         archive = client.get("/v1/audit/export")
         assert archive.status_code == 200
         assert archive.headers["content-type"] == "application/gzip"
@@ -94,7 +92,7 @@ class TestAuditApi:
             for member in src.getmembers():
                 data = src.extractfile(member).read() if member.isfile() else None  # type: ignore[union-attr]
                 if member.name.endswith("entries.jsonl") and data:
-                    data = data.replace(b'"email"', b'"phone"', 1)
+                    data = data.replace(b'"backup_verified"', b'"backup_restored"', 1)
                     member.size = len(data)
                 dst.addfile(member, io.BytesIO(data) if data is not None else None)
         bad = client.post("/v1/audit/verify-export", files={"file": ("e.tar.gz", out.getvalue())})
@@ -103,7 +101,7 @@ class TestAuditApi:
 
     def test_append_is_attributed_to_the_caller(self, client: TestClient, initialised_runtime: Runtime) -> None:
         """The appended event's actor is the authenticated client, whatever the request says."""
-        receipt = client.post("/v1/audit/events", json=CONTACT).json()
+        receipt = client.post("/v1/audit/events", json=NOTE).json()
         entry = client.get(f"/v1/audit/events/{receipt['index']}").json()
         assert entry["event"]["actor"]["kind"] == "client"
         assert entry["event"]["actor"]["id"].startswith("cl")
@@ -115,11 +113,11 @@ class TestAuditApi:
         assert anonymous.status_code == 401
         assert anonymous.headers["www-authenticate"].startswith("Bearer")
         reader = client_token(initialised_runtime, "audit:read")
-        refused = TestClient(app, headers={"Authorization": f"Bearer {reader}"}).post("/v1/audit/events", json=CONTACT)
+        refused = TestClient(app, headers={"Authorization": f"Bearer {reader}"}).post("/v1/audit/events", json=NOTE)
         assert refused.status_code == 403
         assert refused.json()["rule"] == "scope"
 
     def test_verify_database_endpoint(self, client: TestClient) -> None:
         """POST /v1/audit/verify recomputes the stored log."""
-        client.post("/v1/audit/events", json=CONTACT)
+        client.post("/v1/audit/events", json=NOTE)
         assert client.post("/v1/audit/verify").json()["entries"] >= 1

@@ -202,4 +202,5 @@ class TestBreakGlassReview:
         assert not page.is_visible(f"#review-{reveal}-justified")
         reviews = [e.event for e in runtime.audit.query(
             EntryFilter(event_type="policy.break_glass_reviewed"), limit=100).items]
-        assert {"entry_index": reveal, "verdict": "justified"} in [e["payload"] for e in reviews]
+        assert {"entry_index": reveal, "verdict": "justified",
+                "entry_leaf_hash": runtime.audit.get(reveal).leaf_hash.hex()} in [e["payload"] for e in reviews]

@@ -10,7 +10,7 @@ import pytest
 
 from api.console import charts
 from api.console.i18n import LANGUAGES, catalogue, negotiate
-from api.console.state import Verification, parse_code
+from api.console.state import Verification, from_entry
 from api.console.web import check_csrf, csrf_token, safe_next
 from audit.events import CATALOGUE
 from policies.actions import ACTIONS
@@ -110,17 +110,22 @@ class TestCharts:
 
 
 class TestVerificationNote:
-    def test_the_note_code_reads_back_and_carries_no_personal_data(self) -> None:
-        """The operator.note code of a verification parses back to its outcome and passes the log's PII check."""
-        from core.logging import mask_text
+    def test_the_entry_reads_back_and_carries_no_personal_data(self) -> None:
+        """A verification's audit.log_verified payload reads back to its outcome and passes the log's checks."""
+        from audit.events import Actor, ActorKind, build_event
 
         at = datetime(2026, 11, 23, tzinfo=UTC)
-        ok = Verification(started_at=at, started_by="usr_x", ok=True, entries=123456, checkpoints=7)
-        failed = Verification(started_at=at, started_by="usr_x", ok=False, failed_what="leaf", failed_index=41)
-        assert parse_code(ok.code()) == {"ok": True, "entries": 123456, "checkpoints": 7}
-        assert parse_code(failed.code()) == {"ok": False, "failed_what": "leaf", "failed_index": 41}
-        assert parse_code("something_else:ok") is None
-        assert all(mask_text(v.code()) == v.code() for v in (ok, failed))
+        ok = Verification(started_at=at, started_by="usr_x", ok=True, entries=123456, checkpoints=7,
+                          root_hash="A" * 43 + "=")
+        failed = Verification(started_at=at, started_by="usr_x", ok=False, failed_what="audit-tampered",
+                              failed_index=41)
+        for done in (ok, failed):
+            event = build_event("audit.log_verified", actor=Actor(id="usr_x", kind=ActorKind.USER), time=at,
+                                payload=done.payload()).json_value()
+            again = from_entry(9, event)
+            assert (again.ok, again.entries, again.checkpoints, again.failed_what, again.failed_index,
+                    again.log_index) == (done.ok, done.entries, done.checkpoints, done.failed_what,
+                                         done.failed_index, 9)
 
 
 class TestContrast:

@@ -14,7 +14,6 @@ from argon2 import PasswordHasher, Type
 from api.runtime import Runtime
 from core.clock import FixedClock
 from identity.passwords import Passwords
-from identity.secretbox import box_loader
 from identity.service import Identity, transaction
 
 START = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
@@ -51,7 +50,7 @@ def ident(rt: Runtime, fast_passwords: Passwords) -> IdentityScope:
     """Open an identity transaction on the test runtime (commit, then audit), like the edges do."""
 
     def scope() -> AbstractContextManager[Identity]:
-        return transaction(rt.sessions, audit=lambda: rt.audit, clock=rt.clock, box=box_loader(rt.settings),
+        return transaction(rt.sessions, audit=lambda: rt.audit, clock=rt.clock, box=rt.secret_box_loader(),
                            passwords=fast_passwords)
 
     return scope

@@ -242,7 +242,8 @@ class TestBreakGlassReview:
         assert answer.status_code == 201, answer.text
         entry = rt.audit.get(answer.json()["review"]["index"]).event
         assert entry["type"] == "policy.break_glass_reviewed"
-        assert entry["payload"] == {"entry_index": indexes[0], "verdict": "unjustified"}
+        assert entry["payload"] == {"entry_index": indexes[0], "verdict": "unjustified",
+                                    "entry_leaf_hash": rt.audit.get(indexes[0]).leaf_hash.hex()}
         assert [i["index"] for i in client.get("/v1/policies/break-glass?awaiting=true",
                                                headers=dpo).json()["items"]] == [indexes[2]]
         everything = client.get("/v1/policies/break-glass", headers=dpo).json()["items"]

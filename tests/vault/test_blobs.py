@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from vault import aead
 from vault.blobs import (
     SEGMENT_SIZE,
     BlobExistsError,
@@ -36,8 +37,9 @@ KEY = bytes(range(32))
 SUBJECT = "SUBJ-7f3a9c"
 HEADER_SIZE = 28
 TAG_SIZE = 16
+SEGMENT_OVERHEAD = 35  # a recipe frame: header 7, nonce 12, tag 16
 SMALL_SEGMENT = 32
-STRIDE = SMALL_SEGMENT + TAG_SIZE
+STRIDE = SMALL_SEGMENT + SEGMENT_OVERHEAD
 
 
 def _plaintext(size: int, seed: int = 0) -> bytes:
@@ -88,7 +90,7 @@ class TestEncryptStream:
         segments = max(1, -(-size // SEGMENT_SIZE))
         assert (info.blob_id, info.size, info.segments) == ("rec-1", size, segments)
         assert info.sha256 == hashlib.sha256(plaintext).hexdigest()
-        assert len(_raw(store, "rec-1")) == HEADER_SIZE + size + segments * TAG_SIZE
+        assert len(_raw(store, "rec-1")) == HEADER_SIZE + size + segments * SEGMENT_OVERHEAD
         assert blob_key_version(store, "rec-1") == 7
         assert _read_all(store, "rec-1") == plaintext
 
@@ -98,7 +100,7 @@ class TestEncryptStream:
         info = encrypt_stream(KEY, [], store, subject=SUBJECT, blob_id="empty", key_version=1)
         assert (info.size, info.segments) == (0, 1)
         raw = _raw(store, "empty")
-        assert len(raw) == HEADER_SIZE + TAG_SIZE
+        assert len(raw) == HEADER_SIZE + SEGMENT_OVERHEAD
         assert _read_all(store, "empty") == b""
         _replace_raw(store, "empty", raw[:HEADER_SIZE])  # no segment at all
         with pytest.raises(VaultDecryptError):
@@ -260,6 +262,39 @@ class TestEncryptStream:
         assert info.size == seen == total
         assert encrypt_peak < 6 * SEGMENT_SIZE
         assert decrypt_peak < 6 * SEGMENT_SIZE
+
+
+class TestBlobFormat:
+    """A blob of format 2: the 28-byte header, then one recipe frame per segment."""
+
+    def test_segments_are_recipe_frames(self) -> None:
+        """Each segment is a blob-segment frame naming the data-key version, at a fixed stride."""
+        store = MemoryBlobStore()
+        encrypt_stream(KEY, [_plaintext(70)], store, subject=SUBJECT, blob_id="r", key_version=9,
+                       segment_size=SMALL_SEGMENT)
+        raw = _raw(store, "r")
+        assert raw[:4] == b"TZB\x02"
+        frames = [raw[offset:offset + STRIDE] for offset in range(HEADER_SIZE, len(raw), STRIDE)]
+        assert [len(frame) - SEGMENT_OVERHEAD for frame in frames] == [32, 32, 6]
+        assert all(aead.is_frame(frame) and aead.key_id_of(frame) == 9 for frame in frames)
+
+    def test_segment_frame_opens_only_as_its_own_segment(self) -> None:
+        """A segment frame is bound to the blob's header, subject, id, index and last flag, and to its purpose."""
+        store = MemoryBlobStore()
+        encrypt_stream(KEY, [_plaintext(40)], store, subject=SUBJECT, blob_id="r", key_version=1,
+                       segment_size=SMALL_SEGMENT)
+        raw = _raw(store, "r")
+        header, first = raw[:HEADER_SIZE], raw[HEADER_SIZE:HEADER_SIZE + STRIDE]
+        key = aead.derive_key(KEY, aead.BLOB_SEGMENT, salt=header[12:28])
+        right = aead.context(header, SUBJECT, "r", (0).to_bytes(8, "big"), b"\x00")
+        assert aead.open_sealed(key, first, purpose=aead.BLOB_SEGMENT, ctx=right) == _plaintext(40)[:32]
+        for wrong in (aead.context(header, SUBJECT, "r", (1).to_bytes(8, "big"), b"\x00"),
+                      aead.context(header, SUBJECT, "r", (0).to_bytes(8, "big"), b"\x01"),
+                      aead.context(header, SUBJECT, "s", (0).to_bytes(8, "big"), b"\x00")):
+            with pytest.raises(VaultDecryptError):
+                aead.open_sealed(key, first, purpose=aead.BLOB_SEGMENT, ctx=wrong)
+        with pytest.raises(VaultDecryptError):
+            aead.open_sealed(key, first, purpose=aead.FIELD, ctx=right)
 
 
 class TestTamperedBlobs:

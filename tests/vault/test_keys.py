@@ -14,6 +14,7 @@ import pkcs11
 import pytest
 from pkcs11 import exceptions as p11
 
+from vault import aead
 from vault.errors import KeyProviderError, VaultDecryptError
 from vault.keys import KEYFILE_FORMAT, KeyProvider, LocalKeyfileProvider, Pkcs11KeyProvider
 
@@ -38,6 +39,22 @@ class TestKeyProviderContract:
         assert version == key_provider.current_version() == 1
         assert DATA_KEY not in wrapped
         assert key_provider.unwrap(version, wrapped, aad=AAD) == DATA_KEY
+
+    def test_wrapped_key_is_a_key_wrap_frame(self, key_provider: KeyProvider) -> None:
+        """A wrapped key is a recipe frame naming its KEK version, 35 bytes longer than the data key."""
+        version, wrapped = key_provider.wrap(DATA_KEY, aad=AAD)
+        assert aead.is_frame(wrapped)
+        assert aead.key_id_of(wrapped) == version
+        assert len(wrapped) == len(DATA_KEY) + aead.OVERHEAD
+
+    def test_frame_renamed_to_another_version_fails_closed(self, key_provider: KeyProvider) -> None:
+        """A wrapped key whose header is rewritten to name the next KEK version opens under neither."""
+        version, wrapped = key_provider.wrap(DATA_KEY, aad=AAD)
+        other = key_provider.create_version()
+        renamed = wrapped[:3] + other.to_bytes(4, "big") + wrapped[7:]
+        for kek_version in (version, other):
+            with pytest.raises(VaultDecryptError):
+                key_provider.unwrap(kek_version, renamed, aad=AAD)
 
     def test_empty_aad_round_trip(self, key_provider: KeyProvider) -> None:
         """An empty aad is allowed and still binds (it differs from a non-empty one)."""
@@ -329,7 +346,7 @@ class TestLocalKeyfileProvider:
         path = tmp_path / "tarcza.keys"
         path.write_text('{"format": "tarcza-keyfile/v9", "kdf": null, "keys": {}}')
         path.chmod(0o600)
-        with pytest.raises(KeyProviderError, match="not tarcza-keyfile/v1"):
+        with pytest.raises(KeyProviderError, match=r"not tarcza-keyfile/v2 \(nor the older tarcza-keyfile/v1\)"):
             LocalKeyfileProvider.open(path)
 
     def test_rotation_rewrites_atomically_with_same_permissions(self, tmp_path: Path) -> None:
@@ -394,6 +411,25 @@ class TestPkcs11KeyProvider:
                     assert key[pkcs11.Attribute.TOKEN] is True
                     with pytest.raises(p11.AttributeSensitive):
                         key[pkcs11.Attribute.VALUE]
+
+    def test_key_wrapped_before_the_recipe_still_unwraps(self, softhsm_token: SoftHsmToken) -> None:
+        """A key the token wrapped as commit a5507c3 did (nonce || GCM in the token) unwraps, and only for its aad."""
+        with softhsm_token.provider() as provider:
+            label = f"{provider.key_label_prefix}-v1"
+            nonce = os.urandom(12)
+            with provider._shared.lock:  # the pre-recipe wrap, through the live session
+                session = provider._shared.session(softhsm_token.pin)
+                (kek,) = session.get_objects({pkcs11.Attribute.LABEL: label})
+                legacy = nonce + kek.encrypt(DATA_KEY, mechanism=pkcs11.Mechanism.AES_GCM,
+                                             mechanism_param=pkcs11.GCMParams(nonce, AAD))
+            assert provider.unwrap(1, legacy, aad=AAD) == DATA_KEY
+            with pytest.raises(VaultDecryptError):
+                provider.unwrap(1, legacy, aad=b"tarcza/subject/SUBJ-0002")
+            for position in (0, 11, 12, len(legacy) - 1):
+                tampered = bytearray(legacy)
+                tampered[position] ^= 0x01
+                with pytest.raises(VaultDecryptError):
+                    provider.unwrap(1, bytes(tampered), aad=AAD)
 
     def test_keys_persist_across_providers(self, softhsm_token: SoftHsmToken) -> None:
         """A key wrapped by one provider instance unwraps with another on the same prefix."""

@@ -22,8 +22,7 @@ from tests.headers import client_headers
 
 from .conftest import forge_export
 
-CONTACT = {"type": "contact.attempted", "subject": "sub_HTTPSUBJECT0001",
-           "payload": {"channel": "email", "direction": "outbound", "agent_id": "agent-2"}}
+NOTE = {"type": "operator.note", "payload": {"code": "verify_me"}}
 
 
 @pytest.fixture
@@ -32,7 +31,7 @@ def client(initialised_runtime: Runtime) -> TestClient:
     http = TestClient(create_app(runtime=initialised_runtime),
                       headers=client_headers(initialised_runtime, "audit:read", "audit:append", "audit:export"))
     for _ in range(5):
-        assert http.post("/v1/audit/events", json=CONTACT).status_code == 201
+        assert http.post("/v1/audit/events", json=NOTE).status_code == 201
     return http
 
 
