@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?= -n auto
-PACKAGES := $(wildcard core audit identity policies vault contacts gdpr api bench tarcza_client witness)
+PACKAGES := $(wildcard core audit identity policies vault contacts gdpr api bench tarcza_client witness verifier/tarcza_verify)
 
 PIP_AUDIT_UNREACHABLE ?= fail
 SECURITY_EXCEPTIONS := docs/security/dependency-exceptions.txt
@@ -14,12 +14,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
+# The standalone verifier (verifier/, distribution tarcza-verify) is installed editable beside the project:
+# a compat-mode editable install only puts the repository root on the path, not verifier/.
+$(VENV)/.run-installed: pyproject.toml verifier/pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e . --config-settings editable_mode=compat
+	$(BIN)/python -m pip install --quiet --no-deps -e ./verifier --config-settings editable_mode=compat
 	touch $@
 
-$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+$(VENV)/.dev-installed: pyproject.toml verifier/pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
+	$(BIN)/python -m pip install --quiet --no-deps -e ./verifier --config-settings editable_mode=compat
 	touch $@ $(VENV)/.run-installed
 
 ## run: install, initialise on first run, serve the API and console on 127.0.0.1:8000

@@ -1,49 +1,55 @@
-"""Checkpoints of the audit log: a C2SP tlog-checkpoint body in a C2SP signed note, Ed25519.
+"""Checkpoints of the audit log: the log's Ed25519 signer, and the C2SP formats it writes.
 
-Formats (c2sp.org/signed-note, c2sp.org/tlog-checkpoint):
-
-- A checkpoint body is the origin line, the tree size in ASCII decimal without leading
-  zeroes, the root hash in standard padded base64, then optional non-empty extension
-  lines; every line ends with a newline.
-- A signed note is its text (ending in a newline), a blank line, then one or more
-  signature lines ``"\u2014 <key name> <base64(key ID || signature)>"``. The text is split
-  from the signatures at the last blank line. The whole note is valid UTF-8 without
-  ASCII control characters other than newline.
-- The key ID of an Ed25519 key is ``SHA-256(name || 0x0A || 0x01 || public key)[:4]``.
-  A verifier key is ``"<name>+<key ID hex>+<base64(0x01 || public key)>"``, a signer key
-  ``"PRIVATE+KEY+<name>+<key ID hex>+<base64(0x01 || 32-byte seed)>"``.
+The formats themselves (signed notes, tlog-checkpoint bodies with the ``time`` extension
+line, verifier keys) and everything that verifies them are the standalone verifier's
+(:mod:`tarcza_verify.note`), re-exported here so that the server and auditors run one
+copy (ADR 0019). This module adds :class:`Signer`, which only the log holds.
 
 Invariants:
 
-- A :class:`Checkpoint` is well-formed once constructed, so ``body()`` always parses
-  back to an equal checkpoint, and everything :class:`Signer` emits opens with
-  :func:`open_note` under its :meth:`Signer.verifier`.
-- Opening a note fails closed with :class:`CheckpointError`: a malformed note, a note
-  with no signature by the verifier's (name, key ID), or any signature by that key that
-  does not verify. Signatures by other keys are ignored, as the spec requires.
-- Key names are non-empty and hold no whitespace and no ``+``.
+- Everything :class:`Signer` emits opens with :func:`open_note` under its
+  :meth:`Signer.verifier`; a checkpoint body it signs parses back to an equal checkpoint.
 - A :class:`Signer` never shows its private key in ``repr`` and never puts secret
   material in an error message.
+- Through this module, refusals are :class:`audit.errors.CheckpointError`: :func:`open_note`,
+  :func:`open_checkpoint`, :func:`parse_checkpoint_body`, :func:`split_note` and
+  :meth:`Verifier.from_string`. Constructing a :class:`Checkpoint` from bad values raises the
+  verifier's own ``tarcza_verify.errors.CheckpointError``: the log builds checkpoints from its
+  own data only.
 
-Only this module touches signing primitives in ``audit/``; it performs no I/O.
+Only this module touches signing primitives in ``audit/`` (with ``audit.cosignature`` for
+witnesses); it performs no I/O.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
-from dataclasses import dataclass
-from typing import Final
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Final, Self
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from audit.errors import CheckpointError
-from audit.merkle import HASH_SIZE
+from audit.errors import CheckpointError, from_verifier
+from tarcza_verify import note as _note
+from tarcza_verify.errors import VerifyError
+from tarcza_verify.note import (
+    ED25519_TYPE,
+    MAX_NOTE_BYTES,
+    SIGNATURE_PREFIX,
+    Checkpoint,
+    NoteSignature,
+    b64encode,
+    check_key_name,
+    check_note_text,
+    compute_key_id,
+    split_key_string,
+    time_line,
+)
 
 __all__ = [
+    "SIGNATURE_PREFIX",
     "Checkpoint",
+    "NoteSignature",
     "Signer",
     "Verifier",
     "compute_key_id",
@@ -51,192 +57,68 @@ __all__ = [
     "open_note",
     "parse_checkpoint_body",
     "split_note",
+    "time_line",
+    "verifier_from_string",
 ]
 
-ED25519_TYPE: Final = b"\x01"
-"""The C2SP signed-note signature type byte of Ed25519."""
-
-SIGNATURE_PREFIX: Final = "\u2014 "
-"""An em dash and a space start every signature line."""
-
-MAX_NOTE_BYTES: Final = 1 << 20
-MAX_SIGNATURES: Final = 100
-MAX_TREE_SIZE: Final = (1 << 64) - 1
-_MIN_BODY_LINES: Final = 3  # origin, size, root hash
-
 _PRIVATE_PREFIX: Final = "PRIVATE+KEY+"
-_KEY_ID_HEX: Final = re.compile(r"[0-9a-fA-F]{8}")
-_DECIMAL: Final = re.compile(r"0|[1-9][0-9]*")
-_FORBIDDEN_CONTROL: Final = re.compile(r"[\x00-\x09\x0b-\x1f]")
-
-_KEY_ID_SIZE: Final = 4
-_PUBLIC_KEY_SIZE: Final = 32
 _SEED_SIZE: Final = 32
-_SIGNATURE_SIZE: Final = 64
+_b64encode = b64encode  # the name the witness package imports
+_check_name = check_key_name
+_split_key_string = split_key_string
 
 
-# --- helpers ---------------------------------------------------------------------------
-
-
-def _check_utf8(text: str, what: str) -> None:
+@contextmanager
+def _as_audit_errors() -> Iterator[None]:
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise CheckpointError(f"{what} is not valid UTF-8") from None
+        yield
+    except VerifyError as exc:
+        raise from_verifier(exc) from None
 
 
-def _check_line(value: str, what: str) -> None:
-    """A line's content: non-empty, UTF-8, no newline and no other control character."""
-    if not value:
-        raise CheckpointError(f"{what} is empty")
-    _check_utf8(value, what)
-    if "\n" in value or _FORBIDDEN_CONTROL.search(value):
-        raise CheckpointError(f"{what} contains a control character")
+class Verifier(_note.Verifier):
+    """The verifier's :class:`tarcza_verify.note.Verifier`, parsing with audit errors."""
+
+    @classmethod
+    def from_public_key(cls, name: str, public_key: Ed25519PublicKey) -> Self:
+        """The key of ``public_key`` under ``name``, key ID computed; :class:`CheckpointError` for a bad name."""
+        with _as_audit_errors():
+            return super().from_public_key(name, public_key)
+
+    @classmethod
+    def from_string(cls, text: str) -> Self:
+        """Parse ``"<name>+<key ID hex>+<base64(0x01 || public key)>"``; :class:`CheckpointError` if not."""
+        with _as_audit_errors():
+            return super().from_string(text)
 
 
-def _check_name(name: str) -> None:
-    """A key name: non-empty, UTF-8, no whitespace, no control character, no ``+``."""
-    if not isinstance(name, str) or not name:
-        raise CheckpointError("key name is empty")
-    _check_utf8(name, "key name")
-    if any(ch.isspace() for ch in name) or _FORBIDDEN_CONTROL.search(name):
-        raise CheckpointError(f"key name {name!r} contains whitespace or a control character")
-    if "+" in name:
-        raise CheckpointError(f"key name {name!r} contains '+'")
+def open_note(note: str, verifier: _note.Verifier) -> str:
+    """:func:`tarcza_verify.note.open_note`, raising :class:`audit.errors.CheckpointError`."""
+    with _as_audit_errors():
+        return _note.open_note(note, verifier)
 
 
-def _b64encode(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
-
-
-def _b64decode(text: str, what: str) -> bytes:
-    """Strict standard padded base64: only its alphabet, and only the canonical encoding."""
-    try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
-    except ValueError:
-        raise CheckpointError(f"{what} is not standard base64") from None
-    if _b64encode(raw) != text:
-        raise CheckpointError(f"{what} is not canonical base64")
-    return raw
-
-
-def _split_key_string(text: str, kind: str, form: str) -> tuple[str, str, bytes]:
-    """Split ``"<name>+<key ID hex>+<base64 key data>"``, checking name and key ID shape.
-
-    Error messages name ``kind`` and ``form``, never the key data.
-    """
-    name, _, rest = text.partition("+")
-    key_id_hex, sep, key_b64 = rest.partition("+")
-    if not sep:
-        raise CheckpointError(f"{kind} key is not of the form {form}")
-    _check_name(name)
-    if not _KEY_ID_HEX.fullmatch(key_id_hex):
-        raise CheckpointError(f"{kind} key ID is not 8 hexadecimal digits")
-    return name, key_id_hex, _b64decode(key_b64, f"{kind} key data")
-
-
-def compute_key_id(name: str, public_key: Ed25519PublicKey) -> bytes:
-    """The 4-byte key ID of an Ed25519 key: ``SHA-256(name || 0x0A || 0x01 || key)[:4]``."""
-    _check_name(name)
-    material = name.encode("utf-8") + b"\n" + ED25519_TYPE + public_key.public_bytes_raw()
-    return hashlib.sha256(material).digest()[:_KEY_ID_SIZE]
-
-
-# --- checkpoint body -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A log's tree head: origin, tree size, root hash and opaque extension lines."""
-
-    origin: str
-    size: int
-    root_hash: bytes
-    extensions: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "extensions", tuple(self.extensions))
-        _check_line(self.origin, "origin")
-        if isinstance(self.size, bool) or not isinstance(self.size, int):
-            raise CheckpointError("tree size is not an integer")
-        if not 0 <= self.size <= MAX_TREE_SIZE:
-            raise CheckpointError(f"tree size {self.size} is not between 0 and {MAX_TREE_SIZE}")
-        if not isinstance(self.root_hash, bytes) or len(self.root_hash) != HASH_SIZE:
-            raise CheckpointError(f"root hash is not {HASH_SIZE} bytes")
-        for number, extension in enumerate(self.extensions):
-            if not isinstance(extension, str):
-                raise CheckpointError(f"extension line {number} is not text")
-            _check_line(extension, f"extension line {number}")
-
-    def body(self) -> str:
-        """The note text: one line each for origin, size, root hash and every extension."""
-        lines = [self.origin, str(self.size), _b64encode(self.root_hash), *self.extensions]
-        return "".join(line + "\n" for line in lines)
+def open_checkpoint(note: str, verifier: _note.Verifier, origin: str | None = None) -> Checkpoint:
+    """:func:`tarcza_verify.note.open_checkpoint`, raising :class:`audit.errors.CheckpointError`."""
+    with _as_audit_errors():
+        return _note.open_checkpoint(note, verifier, origin)
 
 
 def parse_checkpoint_body(text: str) -> Checkpoint:
-    """Parse a checkpoint body, refusing anything :meth:`Checkpoint.body` would not emit."""
-    if not text.endswith("\n"):
-        raise CheckpointError("checkpoint body does not end with a newline")
-    lines = text[:-1].split("\n")
-    if len(lines) < _MIN_BODY_LINES:
-        raise CheckpointError(
-            f"checkpoint body has {len(lines)} lines, needs at least {_MIN_BODY_LINES}"
-        )
-    origin, size_line, root_line, *extensions = lines
-    if not _DECIMAL.fullmatch(size_line):
-        raise CheckpointError("tree size is not a decimal number without leading zeroes")
-    root_hash = _b64decode(root_line, "root hash")
-    return Checkpoint(origin, int(size_line), root_hash, tuple(extensions))
+    """:func:`tarcza_verify.note.parse_checkpoint_body`, raising :class:`audit.errors.CheckpointError`."""
+    with _as_audit_errors():
+        return _note.parse_checkpoint_body(text)
 
 
-# --- keys ------------------------------------------------------------------------------
+def split_note(note: str) -> tuple[str, list[NoteSignature]]:
+    """:func:`tarcza_verify.note.split_note` (text and unverified signature lines), with audit errors."""
+    with _as_audit_errors():
+        return _note.split_note(note)
 
 
-@dataclass(frozen=True)
-class Verifier:
-    """A named Ed25519 public key that checks note signatures."""
-
-    name: str
-    key_id: bytes
-    public_key: Ed25519PublicKey
-
-    def __post_init__(self) -> None:
-        _check_name(self.name)
-        if not isinstance(self.public_key, Ed25519PublicKey):
-            raise CheckpointError("verifier key is not an Ed25519 public key")
-        if not isinstance(self.key_id, bytes) or len(self.key_id) != _KEY_ID_SIZE:
-            raise CheckpointError(f"key ID is not {_KEY_ID_SIZE} bytes")
-        expected = compute_key_id(self.name, self.public_key)
-        if self.key_id != expected:
-            raise CheckpointError(
-                f"key ID {self.key_id.hex()} does not match the key (expected {expected.hex()})"
-            )
-
-    @classmethod
-    def from_public_key(cls, name: str, public_key: Ed25519PublicKey) -> Verifier:
-        """The verifier of ``public_key`` under ``name``, key ID computed."""
-        return cls(name, compute_key_id(name, public_key), public_key)
-
-    @classmethod
-    def from_string(cls, text: str) -> Verifier:
-        """Parse ``"<name>+<key ID hex>+<base64(0x01 || public key)>"``."""
-        name, key_id_hex, key_data = _split_key_string(text, "verifier", "name+keyid+keydata")
-        if key_data[:1] != ED25519_TYPE:
-            raise CheckpointError("verifier key is not an Ed25519 key (type byte 0x01)")
-        if len(key_data) != 1 + _PUBLIC_KEY_SIZE:
-            raise CheckpointError(f"verifier key is not {_PUBLIC_KEY_SIZE} bytes")
-        try:
-            public_key = Ed25519PublicKey.from_public_bytes(key_data[1:])
-        except ValueError:
-            raise CheckpointError("verifier key is not a valid Ed25519 public key") from None
-        return cls(name, bytes.fromhex(key_id_hex), public_key)
-
-    def to_string(self) -> str:
-        """The verifier key string ``"<name>+<key ID hex>+<base64(0x01 || public key)>"``."""
-        key_data = ED25519_TYPE + self.public_key.public_bytes_raw()
-        return f"{self.name}+{self.key_id.hex()}+{_b64encode(key_data)}"
-
+def verifier_from_string(text: str) -> Verifier:
+    """:meth:`Verifier.from_string`, raising :class:`audit.errors.CheckpointError`."""
+    return Verifier.from_string(text)
 
 
 class Signer:
@@ -248,7 +130,8 @@ class Signer:
     __slots__ = ("_key_id", "_name", "_private_key")
 
     def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
-        _check_name(name)
+        with _as_audit_errors():
+            check_key_name(name)
         if not isinstance(private_key, Ed25519PrivateKey):
             raise CheckpointError("signer key is not an Ed25519 private key")
         self._name = name
@@ -281,8 +164,9 @@ class Signer:
         """
         if not secret_key.startswith(_PRIVATE_PREFIX):
             raise CheckpointError("signer key does not start with PRIVATE+KEY+")
-        name, key_id_hex, key_data = _split_key_string(secret_key[len(_PRIVATE_PREFIX):], "signer",
-                                                       "PRIVATE+KEY+name+keyid+keydata")
+        with _as_audit_errors():
+            name, key_id_hex, key_data = split_key_string(secret_key[len(_PRIVATE_PREFIX):], "signer",
+                                                          "PRIVATE+KEY+name+keyid+keydata")
         if key_data[:1] != ED25519_TYPE or len(key_data) != 1 + _SEED_SIZE:
             raise CheckpointError("signer key data is not an Ed25519 seed (0x01 and 32 bytes)")
         signer = cls(name, Ed25519PrivateKey.from_private_bytes(key_data[1:]))
@@ -293,7 +177,7 @@ class Signer:
     def to_string(self) -> str:
         """The secret key string. Treat it as a secret."""
         key_data = ED25519_TYPE + self._private_key.private_bytes_raw()
-        return f"{_PRIVATE_PREFIX}{self._name}+{self._key_id.hex()}+{_b64encode(key_data)}"
+        return f"{_PRIVATE_PREFIX}{self._name}+{self._key_id.hex()}+{b64encode(key_data)}"
 
     def verifier(self) -> Verifier:
         """The matching public verifier."""
@@ -305,13 +189,10 @@ class Signer:
         ``text`` must be non-empty, end with a newline and hold no control character
         other than newline.
         """
-        if not text.endswith("\n"):
-            raise CheckpointError("note text must end with a newline")
-        _check_utf8(text, "note text")
-        if _FORBIDDEN_CONTROL.search(text):
-            raise CheckpointError("note text contains a control character")
+        with _as_audit_errors():
+            check_note_text(text)
         signature = self._private_key.sign(text.encode("utf-8"))
-        line = f"{SIGNATURE_PREFIX}{self._name} {_b64encode(self._key_id + signature)}\n"
+        line = f"{SIGNATURE_PREFIX}{self._name} {b64encode(self._key_id + signature)}\n"
         note = f"{text}\n{line}"
         if len(note.encode("utf-8")) > MAX_NOTE_BYTES:
             raise CheckpointError(f"signed note would exceed {MAX_NOTE_BYTES} bytes")
@@ -320,114 +201,3 @@ class Signer:
     def sign_checkpoint(self, checkpoint: Checkpoint) -> str:
         """The signed note of ``checkpoint``'s body."""
         return self.sign_note(checkpoint.body())
-
-
-# --- opening ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _SignatureLine:
-    name: str
-    key_id: bytes
-    signature: bytes
-
-
-def _ed25519_verifies(public_key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
-    if len(signature) != _SIGNATURE_SIZE:
-        return False
-    try:
-        public_key.verify(signature, message)
-    except InvalidSignature:
-        return False
-    return True
-
-
-def _split_note(note: str) -> tuple[str, list[_SignatureLine]]:
-    """Split a note into its text and its signature lines; CheckpointError if malformed."""
-    _check_utf8(note, "note")
-    if len(note.encode("utf-8")) > MAX_NOTE_BYTES:
-        raise CheckpointError(f"malformed note: larger than {MAX_NOTE_BYTES} bytes")
-    if _FORBIDDEN_CONTROL.search(note):
-        raise CheckpointError("malformed note: contains a control character")
-    split = note.rfind("\n\n")
-    if split < 0:
-        raise CheckpointError("malformed note: no blank line before the signatures")
-    text, block = note[: split + 1], note[split + 2 :]
-    if not block.endswith("\n"):
-        raise CheckpointError("malformed note: no signature lines, or no final newline")
-    lines = block[:-1].split("\n")
-    if len(lines) > MAX_SIGNATURES:
-        raise CheckpointError(f"malformed note: more than {MAX_SIGNATURES} signatures")
-    signatures: list[_SignatureLine] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.startswith(SIGNATURE_PREFIX):
-            raise CheckpointError(
-                f"malformed note: signature line {number} does not start with an em dash"
-            )
-        name, sep, encoded = line[len(SIGNATURE_PREFIX) :].partition(" ")
-        if not sep or " " in encoded:
-            raise CheckpointError(
-                f"malformed note: signature line {number} is not '\u2014 name signature'"
-            )
-        _check_name(name)
-        raw = _b64decode(encoded, f"signature {number}")
-        if len(raw) <= _KEY_ID_SIZE:
-            raise CheckpointError(f"malformed note: signature {number} is too short")
-        signatures.append(_SignatureLine(name, raw[:_KEY_ID_SIZE], raw[_KEY_ID_SIZE:]))
-    return text, signatures
-
-
-NoteSignature = _SignatureLine
-"""One signature line of a note: key name, 4-byte key ID, signature bytes (not yet verified)."""
-
-
-def split_note(note: str) -> tuple[str, list[NoteSignature]]:
-    """A note's text and its signature lines, none verified; :class:`CheckpointError` if malformed.
-
-    For verifiers of other signature types over the same note (witness cosignatures,
-    ``audit/cosignature.py``), which must parse notes exactly as :func:`open_note` does.
-    """
-    return _split_note(note)
-
-
-def open_note(note: str, verifier: Verifier) -> str:
-    """Return the text of ``note`` once a signature by ``verifier`` checks out.
-
-    Signatures by other keys (another name, or the same name with another key ID) are
-    ignored; at least one signature by the verifier's key must verify, and any of its
-    signatures that does not verify rejects the whole note.
-    """
-    text, signatures = _split_note(note)
-    message = text.encode("utf-8")
-    verified = False
-    for line in signatures:
-        if line.name != verifier.name or line.key_id != verifier.key_id:
-            continue
-        if not _ed25519_verifies(verifier.public_key, line.signature, message):
-            raise CheckpointError(
-                f"bad signature by key {verifier.name}+{verifier.key_id.hex()}"
-            )
-        verified = True
-    if verified:
-        return text
-    same_name = sorted({line.key_id.hex() for line in signatures if line.name == verifier.name})
-    if same_name:
-        raise CheckpointError(
-            f"unknown key ID: note is signed by {verifier.name} with key ID(s) "
-            f"{', '.join(same_name)}, not {verifier.key_id.hex()}"
-        )
-    names = sorted({line.name for line in signatures})
-    raise CheckpointError(
-        f"unknown key name: note has no signature by {verifier.name} "
-        f"(signed by {', '.join(repr(name) for name in names)})"
-    )
-
-
-def open_checkpoint(note: str, verifier: Verifier, origin: str | None = None) -> Checkpoint:
-    """Verify a signed checkpoint, parse its body, and check its origin if one is given."""
-    checkpoint = parse_checkpoint_body(open_note(note, verifier))
-    if origin is not None and checkpoint.origin != origin:
-        raise CheckpointError(
-            f"checkpoint origin {checkpoint.origin!r} is not the expected {origin!r}"
-        )
-    return checkpoint

@@ -1,13 +1,17 @@
 """Errors of the audit log. Verifiers raise these; they never return a bool to ignore.
 
 Messages carry the numbers that disagree (index, sizes, expected and computed hashes).
+The standalone verifier (:mod:`tarcza_verify`) has errors of its own, with no HTTP in
+them; :func:`from_verifier` turns one into the error of this package that says the same,
+so that the server answers it as a problem and the CLI as one ``error:`` line.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from core.errors import PermissionDeniedError, TarczaError
+from core.errors import InvalidInputError, PermissionDeniedError, TarczaError
+from tarcza_verify import errors as verify_errors
 
 
 class AuditError(TarczaError):
@@ -89,3 +93,54 @@ class SystemEventTypeError(PermissionDeniedError):
 
     code = "event-type-not-appendable"
     title = "Event type written only by Tarcza"
+
+
+class LogForkError(ConsistencyProofError):
+    """A checkpoint trusted earlier and the checkpoint checked cannot both be this log's history."""
+
+    code = "log-fork"
+    title = "The log was forked or rewritten"
+
+
+class UntrustedKeyError(VerificationError):
+    """An export is signed by another key than the one trusted for its log."""
+
+    code = "verifier-key"
+    title = "Signed by another key"
+
+
+class CosignatureError(VerificationError):
+    """A checkpoint lacks the cosignatures asked for, or a trusted witness's cosignature is bad."""
+
+    code = "cosignature"
+    title = "Checkpoint cosignatures do not verify"
+
+
+class ExportTooLargeError(AuditError):
+    """An uploaded export would unpack to more files or bytes than allowed."""
+
+    status = 413
+    code = "export-too-large"
+    title = "Export too large"
+
+
+def from_verifier(exc: verify_errors.VerifyError) -> TarczaError:
+    """The error of this package (or an invalid input) that says what ``exc`` says."""
+    detail = exc.detail
+    if isinstance(exc, verify_errors.ForkError):
+        return LogForkError(detail, size1=exc.size1, size2=exc.size2, expected=exc.expected, got=exc.got)
+    if isinstance(exc, verify_errors.ConsistencyProofError):
+        return ConsistencyProofError(detail, size1=exc.size1, size2=exc.size2, expected=exc.expected, got=exc.got)
+    if isinstance(exc, verify_errors.InclusionProofError):
+        return InclusionProofError(detail, index=exc.index, size=exc.size, expected=exc.expected, got=exc.got)
+    if isinstance(exc, verify_errors.VerificationError) and exc.code == "cosignature":
+        return CosignatureError(detail, **exc.extra)
+    if isinstance(exc, verify_errors.CheckpointError):
+        return CheckpointError(detail, **exc.extra)
+    if isinstance(exc, verify_errors.KeyTrustError):
+        return UntrustedKeyError(detail, **exc.extra)
+    if isinstance(exc, verify_errors.TooLargeError):
+        return ExportTooLargeError(detail, **exc.extra)
+    if isinstance(exc, verify_errors.UnpackError):
+        return InvalidInputError(detail, **exc.extra)
+    return VerificationError(detail, **exc.extra)

@@ -23,18 +23,33 @@ Invariants
 - Verifiers raise :class:`InclusionProofError` or :class:`ConsistencyProofError` and
   return ``None``; they never return a bool to ignore. Generators raise
   :class:`ProofRangeError` for an index or size the tree does not have.
+- Hashing, range tiling and the two verifiers are :mod:`tarcza_verify.merkle`'s, the
+  standalone verifier's, re-exported here: the server and auditors run one copy of them
+  (ADR 0019). This module adds what only the log needs: stored perfect nodes, proof
+  generation and appending. The verifiers here raise :mod:`audit.errors`' classes.
 
-Nothing here performs I/O; the only dependency is :mod:`hashlib`.
+Nothing here performs I/O.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Final, TypeAlias
 
-from audit.errors import ConsistencyProofError, InclusionProofError, ProofRangeError
+from audit.errors import ProofRangeError, from_verifier
+from tarcza_verify import errors as _verify_errors
+from tarcza_verify import merkle as _verify
+from tarcza_verify.merkle import (
+    HASH_SIZE,
+    NodeKey,
+    empty_root,
+    leaf_hash,
+    leaf_hashes_of,
+    node_hash,
+    range_keys,
+    range_nodes,
+    root_from_tiles,
+)
 
 __all__ = [
     "HASH_SIZE",
@@ -61,34 +76,10 @@ __all__ = [
     "verify_inclusion",
 ]
 
-HASH_SIZE: Final = 32
-
-NodeKey: TypeAlias = tuple[int, int]
-"""``(level, index)``: the perfect subtree over ``[index << level, (index + 1) << level)``."""
-
-_LEAF_PREFIX: Final = b"\x00"
-_NODE_PREFIX: Final = b"\x01"
-_EMPTY_ROOT: Final = hashlib.sha256(b"").digest()
-
-_LeafRange: TypeAlias = tuple[int, int]
+_LeafRange = tuple[int, int]
 
 
 # --- hashing ---------------------------------------------------------------------------
-
-
-def leaf_hash(data: bytes) -> bytes:
-    """The hash of a leaf: ``SHA-256(0x00 || data)``."""
-    return hashlib.sha256(_LEAF_PREFIX + data).digest()
-
-
-def node_hash(left: bytes, right: bytes) -> bytes:
-    """The hash of an interior node: ``SHA-256(0x01 || left || right)``."""
-    return hashlib.sha256(_NODE_PREFIX + left + right).digest()
-
-
-def empty_root() -> bytes:
-    """The root of the tree with no leaves: ``SHA-256`` of the empty string."""
-    return _EMPTY_ROOT
 
 
 def _require_hash(value: bytes, what: str) -> None:
@@ -171,81 +162,6 @@ def root_from_nodes(size: int, nodes: Mapping[NodeKey, bytes]) -> bytes:
     return subtree_hash(0, size, nodes)
 
 
-# --- ranges of leaves (export verification) ---------------------------------------------
-
-
-def range_keys(start: int, end: int) -> list[NodeKey]:
-    """The aligned perfect subtrees that exactly tile ``[start, end)``, left to right.
-
-    Unlike :func:`perfect_keys`, ``start`` may be any index: each piece is the largest
-    perfect subtree that starts at the current position and fits before ``end``.
-    """
-    if start < 0 or end < start:
-        raise ProofRangeError(f"leaf range [{start}, {end}) is not a range of leaves")
-    keys: list[NodeKey] = []
-    position = start
-    while position < end:
-        level = (position & -position).bit_length() - 1 if position else (end - position).bit_length()
-        while (1 << level) > end - position:
-            level -= 1
-        keys.append((level, position >> level))
-        position += 1 << level
-    return keys
-
-
-def leaf_hashes_of(leaf_inputs: Iterable[bytes]) -> list[bytes]:
-    """``leaf_hash`` of each input, in one tight loop."""
-    sha256 = hashlib.sha256
-    return [sha256(b"\x00" + data).digest() for data in leaf_inputs]
-
-
-def _perfect_root(leaf_hashes: Sequence[bytes]) -> bytes:
-    level = list(leaf_hashes)
-    sha256 = hashlib.sha256
-    while len(level) > 1:
-        pairs = iter(level)
-        level = [sha256(b"\x01" + left + right).digest() for left, right in zip(pairs, pairs, strict=True)]
-    return level[0]
-
-
-def range_nodes(start: int, leaf_hashes: Sequence[bytes]) -> dict[NodeKey, bytes]:
-    """The hashes of ``range_keys(start, start + len(leaf_hashes))`` computed from the leaves."""
-    nodes: dict[NodeKey, bytes] = {}
-    offset = 0
-    for level, index in range_keys(start, start + len(leaf_hashes)):
-        width = 1 << level
-        nodes[(level, index)] = _perfect_root(leaf_hashes[offset:offset + width])
-        offset += width
-    return nodes
-
-
-def root_from_tiles(size: int, tiles: Mapping[NodeKey, bytes]) -> bytes:
-    """The root of the tree of ``size`` leaves from perfect nodes that tile ``[0, size)``.
-
-    Nodes above the tiles are computed as needed (O(number of tiles) hashes); a gap in
-    the tiling raises :class:`ValueError`.
-    """
-    memo: dict[NodeKey, bytes] = dict(tiles)
-
-    def get(level: int, index: int) -> bytes:
-        found = memo.get((level, index))
-        if found is not None:
-            return found
-        if level == 0:
-            raise ValueError(f"the tiles do not cover leaf {index}")
-        value = node_hash(get(level - 1, 2 * index), get(level - 1, 2 * index + 1))
-        memo[(level, index)] = value
-        return value
-
-    keys = root_keys(size)
-    if not keys:
-        return empty_root()
-    value = get(*keys[-1])
-    for key in reversed(keys[:-1]):
-        value = node_hash(get(*key), value)
-    return value
-
-
 # --- proof shapes ----------------------------------------------------------------------
 
 
@@ -323,57 +239,7 @@ def consistency_proof(size1: int, size2: int, nodes: Mapping[NodeKey, bytes]) ->
     return [subtree_hash(start, end, nodes) for start, end in _consistency_ranges(size1, size2)]
 
 
-# --- verification ----------------------------------------------------------------------
-
-
-def _root_from_inclusion_path(
-    leaf: bytes, index: int, size: int, proof: Sequence[bytes]
-) -> bytes | None:
-    """RFC 9162 2.1.3.2 steps 2-5: the root ``proof`` leads to, or None if its length is wrong."""
-    fn, sn = index, size - 1
-    computed = leaf
-    for element in proof:
-        if sn == 0:
-            return None
-        if fn & 1 or fn == sn:
-            computed = node_hash(element, computed)
-            while fn and not fn & 1:
-                fn >>= 1
-                sn >>= 1
-        else:
-            computed = node_hash(computed, element)
-        fn >>= 1
-        sn >>= 1
-    return computed if sn == 0 else None
-
-
-def _roots_from_consistency_path(
-    size1: int, size2: int, root1: bytes, proof: Sequence[bytes]
-) -> tuple[bytes, bytes] | None:
-    """RFC 9162 2.1.4.2 steps 2-7 for ``0 < size1 < size2``: the (old, new) roots ``proof``
-    leads to, or None if its length is wrong."""
-    path = list(proof)
-    if size1 & (size1 - 1) == 0:  # the old tree is perfect: its root starts the path
-        path.insert(0, root1)
-    fn, sn = size1 - 1, size2 - 1
-    while fn & 1:
-        fn >>= 1
-        sn >>= 1
-    old, new = path[0], path[0]
-    for element in path[1:]:
-        if sn == 0:
-            return None
-        if fn & 1 or fn == sn:
-            old = node_hash(element, old)
-            new = node_hash(element, new)
-            while fn and not fn & 1:
-                fn >>= 1
-                sn >>= 1
-        else:
-            new = node_hash(new, element)
-        fn >>= 1
-        sn >>= 1
-    return (old, new) if sn == 0 else None
+# --- verification (the standalone verifier's, with this package's errors) -----------------
 
 
 def verify_inclusion(
@@ -381,35 +247,13 @@ def verify_inclusion(
 ) -> None:
     """Check that ``proof`` leads from the leaf at ``index`` to ``root`` (RFC 9162 2.1.3.2).
 
-    Raises :class:`InclusionProofError` carrying the index, the size and, when a root was
-    computed, the expected and the computed root in hex.
+    Raises :class:`~audit.errors.InclusionProofError` carrying the index, the size and,
+    when a root was computed, the expected and the computed root in hex.
     """
-
-    def refuse(detail: str, got: bytes | None = None) -> InclusionProofError:
-        return InclusionProofError(
-            detail,
-            index=index,
-            size=size,
-            expected=root.hex(),
-            got=None if got is None else got.hex(),
-        )
-
-    if index < 0 or size <= index:
-        raise refuse(f"leaf index {index} is outside a tree of size {size}")
-    if len(leaf_hash) != HASH_SIZE:
-        raise refuse(f"leaf hash has {len(leaf_hash)} bytes, expected {HASH_SIZE}")
-    for position, element in enumerate(proof):
-        if len(element) != HASH_SIZE:
-            raise refuse(f"proof element {position} has {len(element)} bytes, expected {HASH_SIZE}")
-    needed = len(_inclusion_ranges(index, size))
-    if len(proof) != needed:
-        raise refuse(f"proof has {len(proof)} elements, leaf {index} of {size} needs {needed}")
-
-    computed = _root_from_inclusion_path(leaf_hash, index, size, proof)
-    if computed is None:  # unreachable after the length check; kept as the RFC's own guard
-        raise refuse("proof length does not match the path to the root")
-    if computed != root:
-        raise refuse("inclusion proof leads to a different root", computed)
+    try:
+        _verify.verify_inclusion(leaf_hash, index, size, proof, root)
+    except _verify_errors.VerifyError as exc:
+        raise from_verifier(exc) from None
 
 
 def verify_consistency(
@@ -420,55 +264,13 @@ def verify_consistency(
     Equal sizes need an empty proof and equal roots (compared as given), and a tree of
     size 0 has only the root ``empty_root()``. A proof from size 0 to a larger size is
     refused: the empty tree is a prefix of every tree, so there is nothing to prove.
-    Raises :class:`ConsistencyProofError` carrying both sizes and, when a root does not
-    match, the expected and the computed root in hex.
+    Raises :class:`~audit.errors.ConsistencyProofError` carrying both sizes and, when a
+    root does not match, the expected and the computed root in hex.
     """
-
-    def refuse(
-        detail: str, expected: bytes | None = None, got: bytes | None = None
-    ) -> ConsistencyProofError:
-        return ConsistencyProofError(
-            detail,
-            size1=size1,
-            size2=size2,
-            expected=None if expected is None else expected.hex(),
-            got=None if got is None else got.hex(),
-        )
-
-    if size1 < 0 or size2 < 0:
-        raise refuse(f"tree sizes must not be negative (size1={size1}, size2={size2})")
-    if size1 > size2:
-        raise refuse(f"size1 {size1} is greater than size2 {size2}")
-    for position, element in enumerate(proof):
-        if len(element) != HASH_SIZE:
-            raise refuse(f"proof element {position} has {len(element)} bytes, expected {HASH_SIZE}")
-    if size1 == size2:
-        # Nothing to compute: the roots are compared as given (the published vectors
-        # accept equal roots of any length here), and size 0 has exactly one root.
-        if proof:
-            raise refuse(f"sizes are equal but the proof has {len(proof)} elements")
-        if size1 == 0 and root1 != _EMPTY_ROOT:
-            raise refuse("a tree of size 0 has only the empty root", _EMPTY_ROOT, root1)
-        if root1 != root2:
-            raise refuse("sizes are equal but the roots differ", root1, root2)
-        return
-    if size1 == 0:
-        raise refuse("a consistency proof from the empty tree proves nothing and is refused")
-    for what, value in (("root1", root1), ("root2", root2)):
-        if len(value) != HASH_SIZE:
-            raise refuse(f"{what} has {len(value)} bytes, expected {HASH_SIZE}")
-    needed = len(_consistency_ranges(size1, size2))
-    if len(proof) != needed:
-        raise refuse(f"proof has {len(proof)} elements, sizes {size1} to {size2} need {needed}")
-
-    roots = _roots_from_consistency_path(size1, size2, root1, proof)
-    if roots is None:  # unreachable after the length check; kept as the RFC's own guard
-        raise refuse("proof length does not match the paths to the roots")
-    old, new = roots
-    if old != root1:
-        raise refuse("proof does not lead to root1", root1, old)
-    if new != root2:
-        raise refuse("proof does not lead to root2", root2, new)
+    try:
+        _verify.verify_consistency(size1, size2, root1, root2, proof)
+    except _verify_errors.VerifyError as exc:
+        raise from_verifier(exc) from None
 
 
 # --- appending -------------------------------------------------------------------------

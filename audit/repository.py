@@ -282,3 +282,39 @@ def list_checkpoints(conn: Connection, *, max_size: int | None = None, after_siz
 
 def insert_checkpoint(conn: Connection, *, tree_size: int, root_hash: bytes, note: str, issued_at: datetime) -> None:
     conn.execute(insert(checkpoints).values(tree_size=tree_size, root_hash=root_hash, note=note, issued_at=issued_at))
+
+
+@dataclass(frozen=True)
+class Misfit:
+    """A log value stored with another type than the bytes Tarcza writes (possible in SQLite only)."""
+
+    kind: str  # entry, node or checkpoint: what TamperedLogError names
+    what: str  # how a message names it
+    position: int  # the entry index (a node: its first entry; a checkpoint: its tree size)
+    column: str
+    stored_as: str
+
+
+_BYTE_COLUMNS = (("audit_entries", "idx", ("leaf_input", "leaf_hash"), "entry", "entry"),
+                 ("audit_nodes", "idx", ("hash",), "node", "Merkle node covering entry"),
+                 ("audit_checkpoints", "tree_size", ("root_hash",), "checkpoint", "checkpoint at size"))
+
+
+def first_value_of_another_type(conn: Connection) -> Misfit | None:
+    """On SQLite, the first log value whose storage class is not BLOB (a row rewritten as TEXT, say).
+
+    Such a value may not even be readable (TEXT that is not UTF-8 fails in the driver), so it is
+    found by its type before any row is read. PostgreSQL's ``bytea`` holds only bytes: None.
+    """
+    if conn.dialect.name != "sqlite":
+        return None
+    for table, key, columns, kind, what in _BYTE_COLUMNS:
+        for column in columns:
+            extra = ", level" if table == "audit_nodes" else ""
+            row = conn.execute(text(  # fixed table and column names from _BYTE_COLUMNS
+                f"SELECT {key}{extra}, typeof({column}) FROM {table} WHERE typeof({column}) != 'blob' "  # noqa: S608
+                f"ORDER BY {key} LIMIT 1")).first()
+            if row is not None:
+                position = int(row[0]) << int(row[1]) if table == "audit_nodes" else int(row[0])
+                return Misfit(kind, what, position, column, str(row[-1]).upper())
+    return None

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from audit import cosignature_store, merkle, repository
-from audit.checkpoint import Checkpoint, Signer, Verifier, open_checkpoint
+from audit.checkpoint import Checkpoint, Signer, Verifier, open_checkpoint, time_line
 from audit.errors import CheckpointError, ProofRangeError, TamperedLogError
 from audit.events import Actor, AuditEvent, Payload, build_event, parse_leaf_input
 from audit.repository import EntryFilter
@@ -235,8 +235,10 @@ class AuditLog:
                 info = _checkpoint_info(row)
             else:
                 root = merkle.root_from_nodes(size, repository.get_nodes(conn, merkle.root_keys(size)))
-                note = self.signer.sign_checkpoint(Checkpoint(self.origin, size, root))
                 issued_at = self.clock.now()
+                # The issue time as a C2SP extension line, so that an auditor can judge freshness (ADR 0019).
+                note = self.signer.sign_checkpoint(
+                    Checkpoint(self.origin, size, root, (time_line(int(issued_at.timestamp())),)))
                 repository.insert_checkpoint(conn, tree_size=size, root_hash=root, note=note, issued_at=issued_at)
                 info = CheckpointInfo(size, root, note, issued_at)
         self._last_checkpoint_size = info.tree_size
@@ -358,6 +360,11 @@ class AuditLog:
         """Recompute every leaf, node and checkpoint of the stored log; raise at the first disagreement."""
         verifier = self.verifier()
         with read_connection(self.engine) as conn:
+            misfit = repository.first_value_of_another_type(conn)
+            if misfit is not None:  # SQLite keeps any type a row is rewritten with; Tarcza writes only bytes
+                raise TamperedLogError(f"{misfit.what} {misfit.position}: its {misfit.column} is stored as "
+                                       f"{misfit.stored_as}, not as the bytes Tarcza writes: the row was rewritten "
+                                       "outside Tarcza", index=misfit.position, what=misfit.kind)
             # Checkpoints first, then the size: the log may grow while it is verified (each
             # read sees the log as it is then), and every checkpoint read is then within it.
             cps = repository.list_checkpoints(conn)

@@ -1,256 +1,145 @@
-"""Offline verification of an audit export: no database, no secret, only the files.
+"""Verification of audit exports inside Tarcza: the standalone verifier's, with the server's own trust.
 
-Checks, in order, and raises at the first failure, naming the entry index (or the file)
-and what disagreed:
+The checks themselves are :mod:`tarcza_verify`'s (the package auditors install), so the server
+and auditors run one copy of them (ADR 0019). This module adds what only the server has:
 
-1. the verifier key (the auditor's own copy if given, which must then match the export's),
-   and the manifest's signature by that key;
-2. the checkpoint's signature and origin, against the manifest;
-3. every entry: its leaf hash is recomputed from its bytes; in the ``range`` layout the
-   recomputed hashes must equal ``leaf_hashes.bin`` (which names a changed entry) and,
-   with the boundary nodes of ``range.json``, rebuild the checkpoint's root; in the
-   ``proofs`` layout each entry's inclusion proof must lead to that root;
-4. with ``check_events``, every entry parses as canonical JSON (RFC 8785) of an event;
-5. the SHA-256 of every other file against the signed manifest (``entries.jsonl`` and
-   ``leaf_hashes.bin`` are already pinned byte for byte by step 3: every line's leaf hash
-   leads to the signed root, lines are exactly "\\n"-terminated, their count is signed);
-6. with a trusted earlier checkpoint: its signature, and the consistency proof from it to
-   the exported checkpoint (or equal roots at equal sizes).
+- :func:`verify_upload`: an uploaded ``.tar.gz`` is unpacked within limits (files, bytes, and a
+  ratio to the upload's size, so a decompression bomb is refused before it is written), then
+  verified with *this server's* log key, never the key inside the upload, and its checkpoint
+  must be this log's tree at that size, consistent with the server's newest checkpoint;
+- :func:`verify_export`: verification of an export directory for tests and benchmarks, with a
+  key given, or the export's own (which proves only that the export is consistent in itself).
 
-With witness keys (ADR 0021), step 2 also requires valid C2SP tlog-cosignatures of the checkpoint
-by enough of those witnesses (``audit.cosignature``); cosignatures by other keys do not count.
+Both take witness keys (ADR 0021): the checkpoint must then carry valid C2SP cosignatures by
+enough of them; cosignatures by other keys do not count.
 
-Invariant: no hash the export states is trusted; each is recomputed or checked against the
-signed checkpoint and manifest.
+Every verifier error becomes the :mod:`audit.errors` error that says the same.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
-import json
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from audit import merkle
-from audit.checkpoint import Checkpoint, Verifier, open_checkpoint, open_note
-from audit.cosignature import CosignerKey, require_cosignatures
-from audit.errors import CheckpointError, ConsistencyProofError, InclusionProofError, VerificationError
-from audit.events import parse_leaf_input
+from audit.errors import LogForkError, VerificationError, from_verifier
+from audit.service import AuditLog
+from tarcza_verify import errors as verify_errors
+from tarcza_verify.audit_export import AuditExportResult, read_export_key, verify_audit_export
+from tarcza_verify.cosignature import CosignerKey
+from tarcza_verify.note import Verifier, b64encode
+from tarcza_verify.run import export_directory
+from tarcza_verify.unpack import Limits, unpack_tar_gz
 
-EXPORT_FORMAT = "tarcza-audit-export/v1"
-LAYOUT_FILES = {
-    "range": {"entries.jsonl", "leaf_hashes.bin", "range.json", "checkpoint.txt", "consistency.json", "verifier.key"},
-    "proofs": {"entries.jsonl", "proofs.jsonl", "checkpoint.txt", "consistency.json", "verifier.key"},
-}
-CONTENT_VERIFIED = frozenset({"entries.jsonl", "leaf_hashes.bin"})
+__all__ = ["UploadLimits", "verify_export", "verify_upload"]
+
 Progress = Callable[[int, int], None]
 
 
-@dataclass(frozen=True)
-class ExportVerification:
-    entries: int
-    tree_size: int
-    root_hash: str
-    origin: str
-    layout: str
-    trusted_size: int | None
-    cosigned_by: tuple[str, ...] = ()  # witnesses (name+keyid) whose valid cosignatures were required (ADR 0021)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"ok": True, "entries": self.entries, "tree_size": self.tree_size, "root_hash": self.root_hash,
-                "origin": self.origin, "layout": self.layout, "consistent_with_trusted_size": self.trusted_size,
-                "cosigned_by": list(self.cosigned_by)}
-
-
-def _b64d(text: object, where: str) -> bytes:
+@contextmanager
+def _as_audit_errors() -> Iterator[None]:
     try:
-        return base64.b64decode(str(text), validate=True)
-    except (binascii.Error, ValueError):
-        raise VerificationError(f"{where}: not base64") from None
+        yield
+    except verify_errors.VerifyError as exc:
+        raise from_verifier(exc) from None
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError:
-        raise VerificationError(f"{path.name}: missing or unreadable") from None
+def verify_export(directory: Path, *, trusted_key: str | Verifier | None = None,
+                  trusted_checkpoint: str | None = None, check_events: bool = False,
+                  progress: Progress | None = None, witnesses: Sequence[CosignerKey] = (),
+                  min_witnesses: int | None = None) -> AuditExportResult:
+    """Verify an export directory with ``trusted_key`` (a key string or verifier), or with the key it carries.
 
-
-def _read_text(path: Path) -> str:
-    try:
-        return _read_bytes(path).decode("utf-8")
-    except UnicodeDecodeError:
-        raise VerificationError(f"{path.name}: not UTF-8 text") from None
-
-
-def _parse_json(data: bytes, name: str) -> Any:
-    try:
-        return json.loads(data.decode("utf-8"))
-    except ValueError as exc:
-        raise VerificationError(f"{name}: cannot be read as JSON ({type(exc).__name__})") from None
-
-
-def verify_export(directory: Path, *, trusted_key: str | None = None, trusted_checkpoint: str | None = None,
-                  check_events: bool = False, progress: Progress | None = None,
-                  witnesses: Sequence[CosignerKey] = (), min_witnesses: int | None = None) -> ExportVerification:
-    """Verify an export directory; return a summary or raise :class:`VerificationError`.
-
-    With ``witnesses`` (or ``min_witnesses``), the checkpoint must also carry valid cosignatures by at
-    least ``min_witnesses`` (default: all) of those witness keys; others' cosignatures do not count.
+    Without a key this proves only that the export is consistent in itself; the commands never
+    verify so (they pin keys: :mod:`tarcza_verify.trust`), and the server uses its own key.
     """
-    verifier, manifest = _open_manifest(directory, trusted_key)
-    checkpoint = open_checkpoint(_read_text(directory / "checkpoint.txt"), verifier)
-    cosigned = _require_witnesses(directory, witnesses, min_witnesses)
-    if manifest.get("tree_size") != checkpoint.size or manifest.get("origin") != checkpoint.origin:
-        raise VerificationError(
-            f"manifest.json: tree size {manifest.get('tree_size')} / origin {manifest.get('origin')!r} differ from "
-            f"the signed checkpoint's {checkpoint.size} / {checkpoint.origin!r}")
-    layout = manifest["layout"]
-    lines = _entry_lines(directory, int(manifest.get("entries", -1)))
-    if layout == "range":
-        _verify_range(directory, manifest, checkpoint, lines)
-    else:
-        _verify_proofs(directory, checkpoint, lines, progress)
-    if check_events:
-        first = int(manifest.get("start", 0))
-        for position, line in enumerate(lines):
-            try:
-                parse_leaf_input(line)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise VerificationError(f"entry {first + position}: {exc}", index=first + position) from None
-    for name, expected in manifest["files"].items():
-        if name in CONTENT_VERIFIED:
-            continue
-        got = hashlib.sha256(_read_bytes(directory / name)).hexdigest()
-        if got != expected:
-            raise VerificationError(f"{name}: SHA-256 {got} differs from the signed manifest's {expected}", file=name)
-    if progress:
-        progress(len(lines), len(lines))
-    trusted_size = None
-    if trusted_checkpoint is not None:
-        trusted_size = _verify_trusted(directory, checkpoint, trusted_checkpoint, verifier)
-    return ExportVerification(len(lines), checkpoint.size, base64.b64encode(checkpoint.root_hash).decode(),
-                              checkpoint.origin, layout, trusted_size, cosigned)
+    with _as_audit_errors():
+        if isinstance(trusted_key, str):
+            key: Verifier | None = Verifier.from_string(trusted_key.strip())
+        else:
+            key = trusted_key if trusted_key is not None else read_export_key(directory)
+        if key is None:
+            raise verify_errors.ExportFormatError("verifier.key: missing or not a verifier key", file="verifier.key")
+        return verify_audit_export(directory, key, trusted_checkpoint=trusted_checkpoint, check_events=check_events,
+                                   progress=progress, witnesses=witnesses, min_witnesses=min_witnesses)
 
 
-def _require_witnesses(directory: Path, witnesses: Sequence[CosignerKey], minimum: int | None) -> tuple[str, ...]:
-    """Witness cosignatures of checkpoint.txt (ADR 0021): at least ``minimum`` (default all) of ``witnesses``."""
-    if not witnesses and not minimum:
-        return ()
-    note = _read_text(directory / "checkpoint.txt")
-    found = require_cosignatures(note, witnesses, len(witnesses) if minimum is None else minimum)
-    return tuple(c.key.label for c in found)
+@dataclass(frozen=True)
+class UploadLimits:
+    """How much an uploaded export may unpack to.
+
+    ``max_ratio`` bounds the unpacked bytes by the upload's size (``max_ratio`` times it, but
+    never less than ``floor_bytes``): exports compress about tenfold, a decompression bomb a
+    thousandfold.
+    """
+
+    max_files: int = 32
+    max_bytes: int = 1 << 30
+    max_ratio: int = 100
+    floor_bytes: int = 8 << 20
+
+    def for_upload(self, compressed: int) -> Limits:
+        """The limits for an upload of ``compressed`` bytes."""
+        return Limits(self.max_files, min(self.max_bytes, max(self.floor_bytes, self.max_ratio * compressed)))
 
 
-def _open_manifest(directory: Path, trusted_key: str | None) -> tuple[Verifier, dict[str, Any]]:
-    export_key = _read_text(directory / "verifier.key").strip()
-    if trusted_key is not None and trusted_key.strip() != export_key:
-        raise CheckpointError("the export's verifier key is not the trusted key")
-    try:
-        verifier = Verifier.from_string(trusted_key.strip() if trusted_key else export_key)
-    except CheckpointError as exc:
-        raise CheckpointError(f"verifier.key: {exc.detail}") from None
-    manifest_bytes = _read_bytes(directory / "manifest.json")
-    try:
-        signed = open_note(_read_text(directory / "manifest.sig"), verifier)
-    except CheckpointError as exc:
-        raise CheckpointError(f"manifest.sig: {exc.detail}") from None
-    if signed != f"{EXPORT_FORMAT}\nmanifest sha256 {hashlib.sha256(manifest_bytes).hexdigest()}\n":
-        raise VerificationError("manifest.json: does not match the digest signed in manifest.sig")
-    manifest = _parse_json(manifest_bytes, "manifest.json")  # exactly the bytes whose digest was signed
-    wanted = (EXPORT_FORMAT, "sha256")
-    if not isinstance(manifest, dict) or (manifest.get("format"), manifest.get("hash_alg")) != wanted:
-        raise VerificationError("manifest.json: not a tarcza-audit-export/v1 manifest with sha256")
-    files = manifest.get("files")
-    if manifest.get("layout") not in LAYOUT_FILES or not isinstance(files, dict) \
-            or set(files) != LAYOUT_FILES[manifest["layout"]]:
-        raise VerificationError("manifest.json: unknown layout or unexpected list of files")
-    return verifier, manifest
+def _upload_size(upload: BinaryIO) -> int:
+    position = upload.tell()
+    upload.seek(0, 2)
+    size = upload.tell()
+    upload.seek(position)
+    return size
 
 
-def _entry_lines(directory: Path, expected: int) -> list[bytes]:
-    data = _read_bytes(directory / "entries.jsonl")
-    if data and not data.endswith(b"\n"):
-        raise VerificationError("entries.jsonl: the last line is not terminated (truncated file?)")
-    lines = data.split(b"\n")[:-1] if data else []
-    if len(lines) != expected:
-        raise VerificationError(f"entries.jsonl holds {len(lines)} entries, the signed manifest {expected}")
-    return lines
+def verify_upload(log: AuditLog, upload: BinaryIO, *, limits: UploadLimits, trusted_checkpoint: str | None = None,
+                  witnesses: Sequence[CosignerKey] = (), min_witnesses: int | None = None) -> dict[str, Any]:
+    """Verify an uploaded ``.tar.gz`` export against this log: its key, and its tree.
+
+    The answer is the verification summary with ``key: "server"`` and ``matches_this_log``.
+    """
+    with tempfile.TemporaryDirectory(prefix="tarcza-verify-upload-") as tmp, _as_audit_errors():
+        unpack_tar_gz(upload, Path(tmp), limits.for_upload(_upload_size(upload)))
+        directory = export_directory(Path(tmp))
+        key = log.verifier()
+        carried = read_export_key(directory)
+        if carried is not None and carried != key:
+            raise verify_errors.KeyTrustError(
+                f"this export is signed by another key ({carried.label}) than this server's log key ({key.label}): "
+                "it was not made by this log, or it was re-signed", carried=carried.label, trusted=key.label)
+        result = verify_audit_export(directory, key, trusted_checkpoint=trusted_checkpoint, check_events=True,
+                                     witnesses=witnesses, min_witnesses=min_witnesses)
+    checked_against = _check_against_this_log(log, result)
+    return {**result.to_json(), "key": "server", "matches_this_log": True,
+            "consistent_with_server_checkpoint": checked_against}
 
 
-def _verify_range(directory: Path, manifest: dict[str, Any], checkpoint: Checkpoint, lines: list[bytes]) -> None:
-    start, end = int(manifest["start"]), int(manifest["end"])
-    if end - start != len(lines) or not 0 <= start < end <= checkpoint.size:
-        raise VerificationError(f"manifest.json: range {start}..{end - 1} does not fit {len(lines)} entries "
-                                f"in a tree of size {checkpoint.size}")
-    leaf_hashes = merkle.leaf_hashes_of(lines)
-    stated = _read_bytes(directory / "leaf_hashes.bin")
-    if stated != b"".join(leaf_hashes):
-        for position, computed in enumerate(leaf_hashes):
-            if stated[32 * position:32 * position + 32] != computed:
-                raise VerificationError(f"entry {start + position}: leaf hash {computed.hex()} recomputed from the "
-                                        "entry differs from leaf_hashes.bin", index=start + position)
-        raise VerificationError("leaf_hashes.bin: longer than the entries")
-    boundary = _parse_json(_read_bytes(directory / "range.json"), "range.json")
-    tiles = merkle.range_nodes(start, leaf_hashes)
-    left_keys, right_keys = merkle.root_keys(start), merkle.range_keys(end, checkpoint.size)
-    left, right = boundary.get("left", []), boundary.get("right", [])
-    if (boundary.get("start"), boundary.get("end")) != (start, end) or len(left) != len(left_keys) \
-            or len(right) != len(right_keys):
-        raise VerificationError("range.json: boundary nodes do not fit the exported range")
-    tiles.update({k: _b64d(v, "range.json") for k, v in zip(left_keys, left, strict=True)})
-    tiles.update({k: _b64d(v, "range.json") for k, v in zip(right_keys, right, strict=True)})
-    root = merkle.root_from_tiles(checkpoint.size, tiles)
-    if root != checkpoint.root_hash:
-        raise InclusionProofError(
-            f"entries {start}..{end - 1} with the boundary nodes of range.json give root {root.hex()}, "
-            f"the signed checkpoint says {checkpoint.root_hash.hex()}", index=start, size=checkpoint.size,
-            expected=checkpoint.root_hash.hex(), got=root.hex())
-
-
-def _verify_proofs(directory: Path, checkpoint: Checkpoint, lines: list[bytes], progress: Progress | None) -> None:
-    proof_lines = _read_bytes(directory / "proofs.jsonl").split(b"\n")
-    if len(proof_lines) != len(lines) + 1 or proof_lines[-1]:
-        raise VerificationError("proofs.jsonl and entries.jsonl have different numbers of lines")
-    last_index = -1
-    for position, (line, proof_line) in enumerate(zip(lines, proof_lines, strict=False)):
-        proof = _parse_json(proof_line, f"proofs.jsonl line {position + 1}")
-        index = proof.get("index") if isinstance(proof, dict) else None
-        if not isinstance(index, int) or index <= last_index:
-            raise VerificationError(f"proofs.jsonl line {position + 1}: index missing or out of order")
-        last_index = index
-        computed = merkle.leaf_hash(line)
-        path = [_b64d(p, f"entry {index} proof") for p in proof.get("proof", [])]
+def _check_against_this_log(log: AuditLog, result: AuditExportResult) -> int | None:
+    """Refuse an export whose checkpoint is not this log's tree at its size; the checkpoint size it was tied to."""
+    size, root = result.tree_size, result.root_hash
+    current = log.size()
+    theirs = f"this export's checkpoint (size {size}, root {root})"
+    if size > current:
+        raise VerificationError(f"{theirs} is of a larger tree than this log holds ({current} entries): it is not "
+                                "this log's history")
+    latest = log.latest_checkpoint()
+    if latest is not None and 0 < size <= latest.tree_size:
+        proof = log.consistency_proof(size, latest.tree_size)
+        ours = b64encode(proof.root1)
         try:
-            merkle.verify_inclusion(computed, index, checkpoint.size, path, checkpoint.root_hash)
-        except InclusionProofError as exc:
-            raise InclusionProofError(f"entry {index}: {exc.detail}", index=index, size=checkpoint.size,
-                                      expected=exc.expected, got=exc.got) from None
-        if progress and position % 1000 == 0:
-            progress(position, len(lines))
-
-
-def _verify_trusted(directory: Path, checkpoint: Checkpoint, trusted_note: str, verifier: Verifier) -> int:
-    trusted = open_checkpoint(trusted_note, verifier, origin=checkpoint.origin)
-    if trusted.size > checkpoint.size:
-        raise ConsistencyProofError(
-            f"the trusted checkpoint (size {trusted.size}) is newer than the export's ({checkpoint.size}); "
-            "export again to cover it", size1=trusted.size, size2=checkpoint.size)
-    if trusted.size == checkpoint.size:
-        if trusted.root_hash != checkpoint.root_hash:
-            raise ConsistencyProofError("same size, different roots: the log forked", size1=trusted.size,
-                                        size2=checkpoint.size, expected=trusted.root_hash.hex(),
-                                        got=checkpoint.root_hash.hex())
-        return trusted.size
-    data = _parse_json(_read_bytes(directory / "consistency.json"), "consistency.json")
-    proof_b64 = data.get("proofs", {}).get(str(trusted.size)) if isinstance(data, dict) else None
-    if proof_b64 is None:
-        raise ConsistencyProofError(f"consistency.json has no proof from size {trusted.size}",
-                                    size1=trusted.size, size2=checkpoint.size)
-    proof = [_b64d(p, "consistency proof") for p in proof_b64]
-    merkle.verify_consistency(trusted.size, checkpoint.size, trusted.root_hash, checkpoint.root_hash, proof)
-    return trusted.size
+            merkle.verify_consistency(size, latest.tree_size, base64.b64decode(root), latest.root_hash,
+                                      proof.proof)
+        except VerificationError:
+            raise LogForkError(f"{theirs} is not consistent with this server's checkpoint of size "
+                               f"{latest.tree_size} (this log's root at size {size} is {ours}): the log was forked "
+                               "or rewritten", size1=size, size2=latest.tree_size) from None
+        return latest.tree_size
+    ours = b64encode(log.consistency_proof(size, size).root1)
+    if ours != root:
+        raise LogForkError(f"{theirs} is not this log's tree at that size (root {ours}): the log was forked or "
+                           "rewritten", size1=size, size2=current)
+    return None

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
         512 * 1024 * 1024, ge=1024,
         description="Largest audit export accepted by POST /v1/audit/verify-export, in bytes (413 beyond it).",
     )
+    max_unpacked_export_bytes: int = Field(
+        1024 * 1024 * 1024, ge=1024 * 1024,
+        description="Most an uploaded audit export may unpack to, in bytes, and never more than 100 times the "
+        "upload (413 beyond it: a decompression bomb is refused before it is written).",
+    )
     rate_limit_client: str = Field(
         "6000/minute", description="Requests per authenticated user or API client (limits notation, e.g. "
         "'6000/minute' or '100/second;6000/minute'); empty or 'off' disables.",

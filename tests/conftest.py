@@ -89,7 +89,8 @@ def migrated_runtime(settings):  # type: ignore[no-untyped-def]
 def cli_env(data_dir: Path, database_url: str) -> dict[str, str]:
     """Environment for running the real ``tarcza`` command against the test database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TARCZA_")}
-    env.update({"TARCZA_DATA_DIR": str(data_dir), "TARCZA_DATABASE_URL": database_url})
+    env.update({"TARCZA_DATA_DIR": str(data_dir), "TARCZA_DATABASE_URL": database_url,
+                "TARCZA_KNOWN_LOGS": str(data_dir.parent / "known_logs")})  # pinned log keys: never the user's
     return env
 
 

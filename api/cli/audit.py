@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -17,6 +17,9 @@ from api.cli.common import console, runtime
 from audit.events import Actor, ActorKind
 from audit.repository import EntryFilter
 from core.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from tarcza_verify.cosignature import CosignerKey
 
 app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log: append, prove, export, verify.")
 
@@ -70,18 +73,23 @@ def append(
 def checkpoint(
     latest: Annotated[bool, typer.Option("--latest", help="Print the newest checkpoint, issue none.")] = False,
 ) -> None:
-    """Issue a signed checkpoint of the current tree now (or print the latest) as a C2SP signed note."""
+    """Issue a signed checkpoint of the current tree now (or print the latest) as a C2SP signed note.
+
+    Issuing is itself logged (a `checkpoint.issued` entry); the checkpoint printed is issued after that
+    entry, so it covers the whole log as it stands when the command ends, its own record included.
+    """
     log = runtime().audit
     if latest:
         info = log.latest_checkpoint()
         if info is None:
             raise InvalidInputError("no checkpoint has been issued yet; run `tarcza audit checkpoint`")
     else:
-        info = log.issue_checkpoint()
+        issued = log.issue_checkpoint()
         from audit.events import CheckpointIssuedPayload
 
         log.record("checkpoint.issued", actor=_operator(),
-                   payload=CheckpointIssuedPayload(tree_size=info.tree_size, root_hash=info.root_hash.hex()))
+                   payload=CheckpointIssuedPayload(tree_size=issued.tree_size, root_hash=issued.root_hash.hex()))
+        info = log.issue_checkpoint()
     sys.stdout.write(info.note)
 
 
@@ -158,23 +166,66 @@ def export(
                   f"(checkpoint size {summary.tree_size}, root {summary.root_hash})")
 
 
+KeyOpt = Annotated[Path | None, typer.Option(
+    "--key", help="Your own copy of the log's verifier key (the line `tarcza audit verifier-key` prints). Without "
+    "it: the key pinned for the log in the known-logs file, or on first use the export's own (pinned, loud "
+    "warning, exit 3).")]
+KnownLogsOpt = Annotated[Path | None, typer.Option(
+    "--known-logs", help="The file of pinned log keys (default: $TARCZA_KNOWN_LOGS, else "
+    "~/.config/tarcza/known_logs).")]
+
+
+def run_verification(path: Path, *, key: Path | None, known_logs: Path | None, trusted_checkpoint: Path | None,
+                     check_events: bool, label: str, witnesses: Sequence[CosignerKey] = (),
+                     min_witnesses: int | None = None) -> None:
+    """Verify ``path`` as `tarcza-verify` does (same checks, same pinning, same output and exit status)."""
+    from datetime import UTC, datetime
+
+    from audit.errors import from_verifier
+    from tarcza_verify import run, trust
+    from tarcza_verify.errors import VerifyError
+
+    try:
+        verifier = trust.read_key_file(key) if key is not None else None
+        saved = None
+        if trusted_checkpoint is not None:
+            try:
+                saved = trusted_checkpoint.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                raise InvalidInputError(f"{trusted_checkpoint}: cannot read the saved checkpoint") from None
+        with progress_bar(label) as update:
+            outcome = run.verify_path(path, key=verifier, known_logs=known_logs or trust.default_path(),
+                                      trusted_checkpoint=saved, check_events=check_events, progress=update,
+                                      witnesses=witnesses, min_witnesses=min_witnesses)
+    except VerifyError as exc:
+        raise from_verifier(exc) from None
+    for line in outcome.warning():
+        sys.stderr.write(line + "\n")
+    sys.stdout.write(outcome.summary(datetime.now(UTC)) + "\n")
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)
+
+
 @app.command("verify")
 def verify(
-    directory: Annotated[Path | None, typer.Argument(help="An export directory to verify offline.")] = None,
+    path: Annotated[Path | None, typer.Argument(
+        help="An export to verify offline: its directory, or the .tar.gz the server sends.")] = None,
     db: Annotated[bool, typer.Option("--db", help="Verify the whole stored log instead.")] = False,
     trusted_checkpoint: Annotated[Path | None, typer.Option(
-        help="A checkpoint you kept earlier: the export must be consistent with it.")] = None,
-    key: Annotated[Path | None, typer.Option(help="Your own copy of the verifier key (else the export's).")] = None,
+        help="A checkpoint you kept earlier: the export must extend it (else: forked or rewritten).")] = None,
+    key: KeyOpt = None,
+    known_logs: KnownLogsOpt = None,
     check_events: Annotated[bool, typer.Option(
-        help="Also parse every entry as canonical JSON of an event (slower).")] = False,
+        help="Also check every entry is canonical JSON of an event within the export's filters.")] = False,
     witness: Annotated[list[str] | None, typer.Option(
         help="A witness verifier key (or a file holding one) whose cosignature counts; repeatable.")] = None,
     min_witnesses: Annotated[int | None, typer.Option(
         min=0, help="How many of the --witness keys must have cosigned the checkpoint (default: all).")] = None,
 ) -> None:
-    """Verify an export offline (no database, no secret), or with --db the whole stored log."""
-    if db == (directory is not None):
-        raise InvalidInputError("give either an export DIRECTORY or --db")
+    """Verify an export offline (no database, no secret; exit 0, or 3 on a key's first use), or with --db the
+    whole stored log."""
+    if db == (path is not None):
+        raise InvalidInputError("give either an export (directory or .tar.gz) or --db")
     from api.cli.witness import witness_keys
 
     witnesses = witness_keys(witness or [], min_witnesses)
@@ -184,18 +235,7 @@ def verify(
         console.print(f"OK: {report.entries} entries, {report.nodes} nodes and {report.checkpoints} checkpoints "
                       f"verify; root {report.to_json()['root_hash']}")
         return
-    from audit.verify import verify_export
-
-    assert directory is not None  # noqa: S101 - narrowed by the check above
-    if not (directory / "manifest.json").is_file():
-        raise InvalidInputError(f"{directory} is not an audit export (no manifest.json)")
-    with progress_bar("verifying export") as update:
-        result = verify_export(
-            directory, trusted_key=key.read_text(encoding="ascii") if key else None,
-            trusted_checkpoint=trusted_checkpoint.read_text(encoding="utf-8") if trusted_checkpoint else None,
-            check_events=check_events, progress=update, witnesses=witnesses, min_witnesses=min_witnesses)
-    extra = f"; consistent with trusted checkpoint of size {result.trusted_size}" if result.trusted_size else ""
-    if result.cosigned_by:
-        extra += f"; cosigned by {len(result.cosigned_by)} witness(es): {', '.join(result.cosigned_by)}"
-    console.print(f"OK: {result.entries} entries verify against the checkpoint of size {result.tree_size} "
-                  f"(origin {result.origin}, root {result.root_hash}){extra}")
+    assert path is not None  # noqa: S101 - narrowed by the check above
+    run_verification(path, key=key, known_logs=known_logs, trusted_checkpoint=trusted_checkpoint,
+                     check_events=check_events, label="verifying export", witnesses=witnesses,
+                     min_witnesses=min_witnesses)

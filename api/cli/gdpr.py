@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import urllib.parse
 from datetime import datetime
 from pathlib import Path
@@ -224,17 +225,32 @@ def export(request_id: RequestArg, out: Annotated[Path, typer.Option(help="Where
 
 
 @app.command("verify-export")
-def verify_export(archive: Annotated[Path, typer.Argument(help="A subject archive (.zip).", exists=True)],
-                  trusted_key: Annotated[str | None, typer.Option(help="The log's verifier key you trust "
-                                                                  "(default: the one in the archive).")] = None,
-                  ) -> None:
-    """Check a subject archive offline: every file's hash, the signed checkpoint, the log entries."""
-    from gdpr.export import verify_archive
+def verify_export(
+    archive: Annotated[Path, typer.Argument(help="A subject archive (.zip), as exported or re-zipped.")],
+    key: Annotated[Path | None, typer.Option(
+        "--key", help="Your own copy of the log's verifier key (the line `tarcza audit verifier-key` prints). "
+        "Without it: the key pinned for the log, or on first use the archive's own (pinned, loud warning, "
+        "exit 3).")] = None,
+    known_logs: Annotated[Path | None, typer.Option(
+        "--known-logs", help="The file of pinned log keys (default: $TARCZA_KNOWN_LOGS, else "
+        "~/.config/tarcza/known_logs).")] = None,
+    trusted_key: Annotated[str | None, typer.Option(hidden=True, help="Deprecated: use --key FILE.")] = None,
+) -> None:
+    """Check a subject archive offline, as `tarcza-verify` does: every file's hash, the signature, the signed
+    checkpoint and the log entries."""
+    import tempfile
 
-    result = verify_archive(archive, trusted_key=trusted_key, require_signature=trusted_key is not None)
-    _echo(f"OK: subject {result.subject}, {result.files} files, {result.log_entries} log entries under checkpoint "
-          f"{result.tree_size} ({result.origin}), {result.contacts_backed} contacts backed by the log, "
-          f"manifest {'signed' if result.signed else 'not signed'}")
+    from api.cli.audit import run_verification
+
+    with tempfile.TemporaryDirectory(prefix="tarcza-key-") as tmp:
+        if trusted_key is not None:  # the old flag took the key itself, or (mistakenly) a file holding it
+            sys.stderr.write("warning: --trusted-key is deprecated; use --key FILE\n")
+            given = Path(trusted_key)
+            key = given if given.is_file() else Path(tmp) / "key.pub"
+            if key != given:
+                key.write_text(trusted_key.strip() + "\n", encoding="utf-8")
+        run_verification(archive, key=key, known_logs=known_logs, trusted_checkpoint=None, check_events=True,
+                         label="verifying archive")
 
 
 @hold_app.command("add")

@@ -54,7 +54,7 @@ class TestAuditCommands:
         ok(cli_env, "audit", "export", "--out", str(out))
         verified = ok(cli_env, "audit", "verify", str(out), "--trusted-checkpoint", str(trusted), "--key", str(key))
         assert verified.startswith("OK: 7 entries")
-        assert "consistent with trusted checkpoint of size 5" in verified
+        assert "consistent with trusted checkpoint of size 6" in verified  # it covers its own checkpoint.issued
         assert ok(cli_env, "audit", "verify", "--db").startswith("OK: 7 entries")
 
         entries = out / "entries.jsonl"
@@ -103,4 +103,7 @@ class TestAuditCommands:
         bare = {k: v for k, v in os.environ.items() if not k.startswith("TARCZA_")}
         bare["TARCZA_DATABASE_URL"] = "postgresql://nobody@127.0.0.1:1/none"
         bare["TARCZA_DATA_DIR"] = str(tmp_path / "does-not-exist")
+        bare["TARCZA_KNOWN_LOGS"] = str(tmp_path / "known_logs")
+        first = tarcza(bare, "audit", "verify", str(out))
+        assert first.returncode == 3, first.stderr  # the key's first use: pinned, flagged
         assert ok(bare, "audit", "verify", str(out)).startswith("OK: 1 entries")

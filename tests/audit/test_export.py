@@ -113,7 +113,7 @@ class TestExport:
         from audit.checkpoint import Signer
 
         _, out, _ = exported
-        with pytest.raises(VerificationError, match="trusted key"):
+        with pytest.raises(VerificationError, match="another key"):
             verify_export(out, trusted_key=Signer.generate("tarcza/test-log").verifier().to_string())
 
     def test_trusted_checkpoint_from_a_fork_is_refused(self, exported: tuple[AuditLog, Path, str]) -> None:

@@ -182,3 +182,54 @@ def test_verifying_a_growing_log_reports_no_tampering(audit_log: AuditLog) -> No
         worker.join()
     assert reports[-1].entries > 40  # the log did grow while it was verified
     assert audit_log.verify_database().entries == audit_log.size()
+
+
+class TestRowsOfAnotherType:
+    """SQLite keeps whatever type is written into a column; a tampered row may come back as TEXT."""
+
+    @pytest.mark.parametrize("column", ["leaf_input", "leaf_hash"])
+    def test_text_typed_row_names_the_entry(self, populated: AuditLog, column: str) -> None:
+        """A row rewritten with a TEXT value (SQLite) or other bytes (PostgreSQL) is reported at its index."""
+        with triggers_off(populated.engine, "audit_entries") as conn:
+            if populated.engine.dialect.name == "sqlite":
+                conn.execute(text(f"UPDATE audit_entries SET {column} = CAST({column} AS TEXT) WHERE idx = 9"))
+                stored = conn.execute(text(f"SELECT typeof({column}) FROM audit_entries WHERE idx = 9")).scalar_one()
+                assert stored == "text"
+            else:
+                conn.execute(text(f"UPDATE audit_entries SET {column} = :v WHERE idx = 9"), {"v": b"\xff\xfe"})
+        with pytest.raises(TamperedLogError) as info:
+            populated.verify_database()
+        assert info.value.index == 9
+        assert "entry 9" in info.value.detail
+
+
+def test_cli_reports_a_text_typed_row_without_a_traceback(cli_env: dict[str, str], database_url: str) -> None:
+    """`tarcza audit verify --db` on a row stored as TEXT prints one `error:` line naming the entry."""
+    import json
+    import subprocess
+    import sys
+
+    def tarcza(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "api", *args], env=cli_env, capture_output=True, text=True,
+                              timeout=120, check=False)
+
+    assert tarcza("init").returncode == 0
+    for i in range(5):
+        assert tarcza("audit", "append", "--type", "operator.note", "--payload", json.dumps({"code": f"n{i}"})
+                      ).returncode == 0
+    from core.db import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        with triggers_off(engine, "audit_entries") as conn:
+            if engine.dialect.name == "sqlite":
+                conn.execute(text("UPDATE audit_entries SET leaf_input = CAST(leaf_input AS TEXT) WHERE idx = 3"))
+            else:
+                conn.execute(text("UPDATE audit_entries SET leaf_input = :v WHERE idx = 3"), {"v": b"\xff"})
+    finally:
+        engine.dispose()
+    result = tarcza("audit", "verify", "--db")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: entry 3")
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -171,6 +171,7 @@ def tarcza_server(backend: str, data_dir: Path, database_url: str, tmp_path: Pat
         "TARCZA_LOG_LEVEL": "INFO",
         "TARCZA_SESSION_FILE": str(tmp_path / "cli-session"),
         "TMPDIR": str(server_tmp),  # what the server writes to temporary files (exports) stays where tests look
+        "TARCZA_KNOWN_LOGS": str(tmp_path / "known_logs"),  # keys the CLI pins: never the user's own file
     })
     server = TarczaServer(data_dir=data_dir, database_url=database_url, backend=backend,
                           output=tmp_path / "serve.log", tmp_dir=server_tmp, env=env)

@@ -453,6 +453,8 @@ def run_scenario(server: TarczaServer, crowd: list[Person], archive_dir: Path, s
     # GDPR access requests answered with archives; each checked offline, shown to hold the subject's
     # identifiers (what it is for), and deleted: the server keeps none.
     received_on = (now - timedelta(days=1)).date().isoformat()
+    key_file = server.tmp_dir / "log.pub"  # the auditor's own copy of the log's key
+    key_file.write_text(server.cli("audit", "verifier-key"), encoding="ascii")
     for n, person in enumerate(crowd[:EXPORTS]):
         request = expect(dpo.post("/v1/gdpr/requests", headers={"Idempotency-Key": f"dsr-{n}"}, json={
             "subject": person.token, "kind": "access", "received_on": received_on, "channel": "letter"}), 201)
@@ -463,7 +465,7 @@ def run_scenario(server: TarczaServer, crowd: list[Person], archive_dir: Path, s
             out.write(expect(dpo.post(f"/v1/gdpr/requests/{request['id']}/export",
                                       headers={"Idempotency-Key": f"export-{n}"},
                                       params={"recordings": str(n == 0).lower()}), 200))
-        checked = server.cli("gdpr", "verify-export", str(archive))
+        checked = server.cli("gdpr", "verify-export", str(archive), "--key", str(key_file))
         assert checked.startswith(f"OK: subject {person.token}"), checked
         held = {hit.needle.what for hit in scanner.scan_tree(archive_dir, "received") if hit.needle.who == person.index}
         assert {"pesel", "email", "phone", "iban", "id_card", "last_name"} <= held, held

@@ -1,0 +1,5 @@
+"""``python -m tarcza_verify``: the ``tarcza-verify`` command."""
+
+from tarcza_verify.cli import main
+
+raise SystemExit(main())
