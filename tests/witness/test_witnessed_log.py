@@ -40,9 +40,9 @@ SCOPES = ("audit:read", "audit:append", "audit:export")
 PG_ADMIN_URL = os.environ.get("TARCZA_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-def contact(n: int) -> dict[str, Any]:
-    return {"type": "contact.attempted", "subject": "sub_WITNESSSUBJECT01",
-            "payload": {"channel": "phone", "direction": "outbound", "agent_id": f"agent-{n}"}}
+def note(n: int) -> dict[str, Any]:
+    """An operator note, the one event type an outside principal may append (ADR 0017)."""
+    return {"type": "operator.note", "payload": {"code": f"witness_test_{n}"}}
 
 
 @contextmanager
@@ -69,7 +69,7 @@ class Log:
         size = 0
         for _ in range(count):
             self.appended += 1
-            response = httpx.post(f"{self.url}/v1/audit/events", json=contact(self.appended), headers=self.headers,
+            response = httpx.post(f"{self.url}/v1/audit/events", json=note(self.appended), headers=self.headers,
                                   timeout=60)
             assert response.status_code == 201, response.text
             size = int(response.json()["tree_size"])
