@@ -9,10 +9,10 @@ stdout only (``reveal``, ``show``), never logged.
 ``keys`` commands are the local operator's, like ``tarcza user``: they open this machine's
 key provider and database directly. ``keys rotate`` runs as the principal
 ``operator:<OS user>`` (kind ``system``, which the policies' ``role.system`` permits; the
-decision is still asked) and the ``vault.key_rotated`` entry names that operator. With the
-local keyfile, rotate with the server stopped (or through ``POST /v1/keys/rotate``, which
-rotates inside the server): a running server keeps the old key versions in memory
-(docs/adr/0004-vault-envelope-and-keys.md).
+decision is still asked) and the ``vault.key_rotated`` entry names that operator. It refuses
+while a server runs on the installation (``api.cli.servers``) and names the command to use
+instead: ``keys rotate --server URL`` rotates inside that server through
+``POST /v1/keys/rotate`` as the logged-in admin (docs/adr/0022-key-operations-coordinate.md).
 """
 
 from __future__ import annotations
@@ -433,27 +433,46 @@ def operator_principal() -> Principal:
 @keys_app.command("rotate")
 def keys_rotate(
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Data keys rewrapped per transaction.")] = 200,
+    server: Annotated[str | None, typer.Option(
+        help="Rotate inside this running server (POST /v1/keys/rotate, as the admin logged in with `tarcza "
+             "login`), which then uses the new key at once. Without it: rotate here, with no server running "
+             "on this installation.")] = None,
+    code: CodeOpt = None,
 ) -> None:
     """Rotate the key-encryption key: new version, rewrap every data key, retire the old versions.
 
-    Resumes an interrupted rotation. With the local keyfile run it with the server stopped
-    (or use POST /v1/keys/rotate on the server).
+    Resumes an interrupted rotation. Without --server it runs on this machine's keys as the
+    local operator and refuses while a server runs on the installation (that server would keep
+    the old keys): it names the server to rotate through instead.
     """
+    if server is not None:
+        session = ApiSession.load(server)
+        if code:
+            session.step_up(code)
+        _echo_rotation(session.json("POST", "/v1/keys/rotate", query={"batch_size": str(batch_size)}))
+        return
     from api.auth import SYSTEM_RESOURCE, denied
     from api.cli.audit import progress_bar
+    from api.cli.servers import offline_key_operation
 
     rt = runtime()
-    principal = operator_principal()
-    decision = rt.authorizer.decide(principal, "keys.rotate", SYSTEM_RESOURCE, purpose=None, now=rt.clock.now())
-    if not decision.allowed:
-        raise denied("keys.rotate", decision)
-    vault = rt.vault
-    with progress_bar("rewrapping data keys") as update:
-        report = vault.rotate_keys(update, batch_size=batch_size, actor=principal.actor)
-    resumed = " (resumed an interrupted rotation)" if report.resumed else ""
-    retired = ", ".join(str(v) for v in report.retired) or "none"
-    _echo(f"rotated KEK version {report.from_version} -> {report.to_version}{resumed}: "
-          f"{report.rewrapped} data key(s) rewrapped; retired version(s): {retired}")
+    with offline_key_operation(rt.settings.data_dir, "to rotate keys on this machine"):
+        principal = operator_principal()
+        decision = rt.authorizer.decide(principal, "keys.rotate", SYSTEM_RESOURCE, purpose=None,
+                                        now=rt.clock.now())
+        if not decision.allowed:
+            raise denied("keys.rotate", decision)
+        vault = rt.vault
+        with progress_bar("rewrapping data keys") as update:
+            report = vault.rotate_keys(update, batch_size=batch_size, actor=principal.actor)
+    _echo_rotation(report.to_json())
+
+
+def _echo_rotation(report: dict[str, Any]) -> None:
+    resumed = " (resumed an interrupted rotation)" if report["resumed"] else ""
+    retired = ", ".join(str(v) for v in report["retired"]) or "none"
+    _echo(f"rotated KEK version {report['from_version']} -> {report['to_version']}{resumed}: "
+          f"{report['rewrapped']} data key(s) rewrapped; retired version(s): {retired}")
 
 
 @keys_app.command("status")
