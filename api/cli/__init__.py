@@ -224,7 +224,7 @@ CAPABILITY_COMMANDS: tuple[tuple[str, str], ...] = (
     ("api.cli.identity:login_app", "login"),
     ("api.cli.demo", "demo"),
     ("api.cli.vault:subject_app", "subject"),
-    ("api.cli.vault:keys_app", "keys"),
+    ("api.cli.keys", "keys"),
     ("api.cli.contacts", "contact"),
     ("api.cli.gdpr", "gdpr"),
 )
