@@ -26,8 +26,10 @@ $(VENV)/.dev-installed: pyproject.toml verifier/pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --no-deps -e ./verifier --config-settings editable_mode=compat
 	touch $@ $(VENV)/.run-installed
 
-## run: install, initialise on first run, serve the API and console on 127.0.0.1:8000
+## run: install, create the installation in ./var on first run (`tarcza init`; later runs apply new
+## migrations), then serve the API and console on 127.0.0.1:8000. `tarcza serve` alone never creates one.
 run: $(VENV)/.run-installed
+	$(BIN)/tarcza init
 	$(BIN)/tarcza serve
 
 ## test: install with the dev extra, then lint, type check, security checks and the whole suite (SQLite and PostgreSQL)

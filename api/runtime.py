@@ -88,10 +88,17 @@ class Runtime:
 
     @cached_property
     def key_provider(self) -> KeyProvider:
-        """The key-encryption keys: the local keyfile or the PKCS#11 token, per the settings."""
+        """The key-encryption keys: the local keyfile or the PKCS#11 token, per the settings.
+
+        Reopened when the keyfile changes on disk (a rotation by another process), so a
+        long-running process follows a newer key-encryption key without a restart (ADR 0022).
+        """
+        from api.keyreload import ReloadingKeyProvider
         from vault.bootstrap import open_key_provider
 
-        return open_key_provider(self.settings)
+        settings = self.settings
+        watch = settings.keyfile_path if settings.key_provider == "local" else None
+        return ReloadingKeyProvider(lambda: open_key_provider(settings), watch)
 
     @cached_property
     def vault(self) -> VaultService:

@@ -1,4 +1,12 @@
-"""Settings, read from ``TARCZA_*`` environment variables and a ``.env`` file.
+"""Settings, read from ``TARCZA_*`` environment variables and one configuration file.
+
+Where each setting comes from, first match wins: the ``TARCZA_*`` environment variable,
+then the configuration file, then the default. The configuration file is the first of
+(see :func:`find_config_file`): ``--config FILE`` (or ``TARCZA_CONFIG``), the working
+directory's ``.env`` if it sets a ``TARCZA_`` variable, and the user's
+``$XDG_CONFIG_HOME/tarcza/config.env`` (``~/.config/tarcza/config.env``). Relative paths in
+a configuration file are relative to that file, not to the working directory, so a command
+run anywhere finds the same installation.
 
 Every setting has a default that needs no set-up: the embedded SQLite database and the
 local keyfile live in the data directory (``./var``). Invariant: secrets are
@@ -7,13 +15,16 @@ local keyfile live in the data directory (``./var``). Invariant: secrets are
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -22,16 +33,32 @@ from core.errors import ConfigurationError
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 RATE_LIMIT_OFF = ("", "off", "none")
+ENV_PREFIX = "TARCZA_"
+CONFIG_ENV = "TARCZA_CONFIG"
+DEFAULT_DATA_DIR = Path("var")
+PATH_SETTINGS = ("data_dir", "tls_cert", "tls_key", "tls_client_ca")
+"""Settings holding a file or directory: relative values in a configuration file are relative to it."""
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A configuration file in use: its absolute path and how it was found."""
+
+    path: Path
+    found_by: str  # "--config", "TARCZA_CONFIG", "working directory", "user config directory"
 
 
 class Settings(BaseSettings):
     """The effective configuration of one Tarcza process."""
 
     model_config = SettingsConfigDict(
-        env_prefix="TARCZA_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        env_prefix=ENV_PREFIX, env_file=None, extra="ignore",
     )
 
-    data_dir: Path = Field(Path("var"), description="Directory for the database, keys, recordings and logs.")
+    _config_file: ConfigFile | None = PrivateAttr(None)
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    data_dir: Path = Field(DEFAULT_DATA_DIR, description="Directory for the database, keys, recordings and logs.")
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default sqlite:///<data_dir>/tarcza.db. PostgreSQL: postgresql://user@host/db.",
     )
@@ -177,6 +204,15 @@ class Settings(BaseSettings):
         """The local spaCy pipeline presidio runs on (a blank Polish one, written on first use; never downloaded)."""
         return self.data_dir / "nlp" / "pl_blank"
 
+    @property
+    def config_file(self) -> ConfigFile | None:
+        """The configuration file these settings were read from, if any."""
+        return self._config_file
+
+    def source_of(self, name: str) -> str:
+        """Where setting ``name`` came from: ``environment``, ``config file``, ``argument`` or ``default``."""
+        return self._sources.get(name, "default")
+
     def masked(self) -> dict[str, str]:
         """Every setting as text, with secrets and database passwords masked."""
         out: dict[str, str] = {}
@@ -238,15 +274,106 @@ def parse_database_url(raw: str) -> URL:
     return url
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read the settings; turn pydantic's validation errors into a one-line ConfigurationError."""
-    from pydantic import ValidationError
+def user_config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_CONFIG_HOME/tarcza/config.env``, or ``~/.config/tarcza/config.env`` (XDG base directories)."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CONFIG_HOME", "")
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".config"  # the spec ignores relative
+    return root / "tarcza" / "config.env"
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    """The ``TARCZA_*`` assignments of a dotenv file, names upper-cased; one-line error if unreadable."""
+    from dotenv import dotenv_values
 
     try:
-        settings = Settings(**overrides)
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigurationError(f"configuration file {path} cannot be read: {reason}") from None
+    from io import StringIO
+
+    values = dotenv_values(stream=StringIO(text))
+    return {key.upper(): value for key, value in values.items()
+            if value is not None and key.upper().startswith(ENV_PREFIX)}
+
+
+def find_config_file(explicit: Path | None = None, *, cwd: Path | None = None,
+                     environ: Mapping[str, str] | None = None) -> ConfigFile | None:
+    """The configuration file to read: ``explicit`` (``--config``), ``TARCZA_CONFIG``, the working
+    directory's ``.env`` if it sets a ``TARCZA_`` variable, the user's config file; or None.
+
+    A file named explicitly must exist; the others are used only if they exist.
+    """
+    env = os.environ if environ is None else environ
+    here = Path.cwd() if cwd is None else cwd
+    named = [(explicit, "--config"), (Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else None, CONFIG_ENV)]
+    for path, how in named:
+        if path is not None:
+            path = (here / path.expanduser()).resolve()
+            if not path.is_file():
+                raise ConfigurationError(f"configuration file {path} ({how}) does not exist or is not a file")
+            return ConfigFile(path, how)
+    dotenv = here / ".env"
+    if dotenv.is_file() and _read_env_file(dotenv):
+        return ConfigFile(dotenv.resolve(), "working directory")
+    user = user_config_path(env)
+    if user.is_file():
+        return ConfigFile(user.resolve(), "user config directory")
+    return None
+
+
+def _relative_to(base: Path, name: str, value: str) -> str:
+    """A configuration file's value with a relative path made relative to the file's directory."""
+    if name in PATH_SETTINGS:
+        path = Path(value).expanduser()
+        return value if not value or path.is_absolute() else str(base / path)
+    if name == "database_url" and value.startswith("sqlite:"):
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            return value  # parse_database_url names the problem
+        if url.database and url.database != ":memory:" and not Path(url.database).is_absolute():
+            return url.set(database=str(base / url.database)).render_as_string(hide_password=False)
+    return value
+
+
+def _file_settings(config: ConfigFile, env: Mapping[str, str]) -> dict[str, str]:
+    """The settings a configuration file gives that the environment does not override."""
+    fields = {name.upper(): name for name in Settings.model_fields}
+    in_env = {key.upper() for key in env}
+    out: dict[str, str] = {}
+    for key, value in _read_env_file(config.path).items():
+        name = fields.get(key.removeprefix(ENV_PREFIX))
+        if name is not None and key not in in_env:
+            out[name] = _relative_to(config.path.parent, name, value)
+    return out
+
+
+def load_settings(*, config: Path | None = None, discover: bool = True, **overrides: Any) -> Settings:
+    """Read the settings; turn pydantic's validation errors into a one-line ConfigurationError.
+
+    ``overrides`` win over everything; then the environment, then the configuration file
+    (``config``, else found by :func:`find_config_file` unless ``discover`` is false), then
+    the defaults. The result knows where each setting came from (:meth:`Settings.source_of`).
+    """
+    from pydantic import ValidationError
+
+    env = os.environ
+    found = find_config_file(config) if (discover or config is not None) else None
+    from_file = _file_settings(found, env) if found is not None else {}
+    in_env = {key.upper() for key in env}
+    sources = {name: "environment" for name in Settings.model_fields if f"{ENV_PREFIX}{name.upper()}" in in_env}
+    sources.update(dict.fromkeys(from_file, "config file"))
+    sources.update(dict.fromkeys(overrides, "argument"))
+    try:
+        settings = Settings(**{**from_file, **overrides})
         _ = settings.effective_database_url
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise ConfigurationError(f"setting TARCZA_{loc.upper()}: {first['msg']}") from None
+        where = f" (in {found.path})" if found is not None and loc in from_file else ""
+        raise ConfigurationError(f"setting TARCZA_{loc.upper()}{where}: {first['msg']}") from None
+    settings._config_file = found
+    settings._sources = sources
     return settings

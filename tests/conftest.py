@@ -27,6 +27,17 @@ def _pg_unavailable(reason: str) -> None:
     pytest.skip(f"PostgreSQL unavailable: {reason}")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_user_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test reads the developer's ~/.config/tarcza/config.env or TARCZA_CONFIG: either could name a real
+    installation (its database URL) that a test's `tarcza init` would then write to."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+    patch.delenv("TARCZA_CONFIG", raising=False)
+    yield
+    patch.undo()
+
+
 @pytest.fixture
 def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database (SQLAlchemy URL), dropped after the test."""

@@ -10,28 +10,48 @@ from pathlib import Path
 from rich.console import Console
 from sqlalchemy import text
 
+from api.cli.installation import installation_notice, require_installation
 from api.runtime import Runtime
 from core import migrate
 from core.db import check_connection, write_connection
 from core.errors import ConfigurationError
-from core.settings import Settings, load_settings
+from core.settings import Settings, load_settings, parse_database_url
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
 _runtime: Runtime | None = None
+_config: Path | None = None
 
 
-def runtime() -> Runtime:
-    """The runtime of this CLI process, built from the environment on first use."""
+def use_config(path: Path | None) -> None:
+    """The configuration file named on the command line (``tarcza --config FILE ...``)."""
+    global _config  # noqa: PLW0603 - one command line per CLI process
+    _config = path
+
+
+def runtime(*, installation: bool = True) -> Runtime:
+    """The runtime of this CLI process, built from the environment and configuration file on first use.
+
+    Says on stderr which installation it uses when that is not the one the user would expect,
+    and, unless ``installation`` is false (``tarcza init``, ``config show``), refuses a data
+    directory that ``tarcza init`` did not make.
+    """
     global _runtime  # noqa: PLW0603 - one runtime per CLI process
     if _runtime is None:
-        _runtime = Runtime(load_settings())
+        loaded = load_settings(config=_config)
+        notice = installation_notice(loaded)
+        if notice:
+            err_console.print(notice, markup=False, highlight=False, soft_wrap=True)
+        _runtime = Runtime(loaded)
+    if installation:
+        require_installation(_runtime.settings)
     return _runtime
 
 
 def settings() -> Settings:
-    return runtime().settings
+    """The effective settings; needs no installation."""
+    return runtime(installation=False).settings
 
 
 def ensure_data_dir(data_dir: Path) -> bool:
@@ -70,6 +90,31 @@ def _record_installation(rt: Runtime) -> str | None:
     return "installation recorded"
 
 
+def _refuse_keys_for_someone_elses_database(rt: Runtime) -> None:
+    """Refuse to create keys for a database that already belongs to an installation whose keys are not here.
+
+    That is a command run from another directory with the same TARCZA_DATABASE_URL (the
+    installation's data directory is elsewhere), or keys that were lost: new keys would make
+    its log unverifiable under the pinned key and its subjects unreadable.
+    """
+    s = rt.settings
+    with rt.engine.connect() as conn:
+        installation = conn.execute(text("SELECT id FROM installation")).scalar()
+        has_log = conn.execute(text("SELECT 1 FROM audit_entries LIMIT 1")).first() is not None
+        has_keys = conn.execute(text("SELECT 1 FROM vault_data_keys LIMIT 1")).first() is not None
+    missing = None
+    if (installation is not None or has_log) and not s.log_key_path.exists():
+        missing = "keys/audit-log.key"
+    elif has_keys and s.key_provider == "local" and not s.keyfile_path.exists():
+        missing = "keys/kek.json"
+    if missing is not None:
+        database = parse_database_url(s.effective_database_url).render_as_string(hide_password=True)
+        raise ConfigurationError(
+            f"refusing to create new keys: the database {database} already belongs to installation "
+            f"{installation or '(unrecorded)'}, but {os.path.abspath(s.data_dir)} has no {missing}. Point "
+            "TARCZA_DATA_DIR (or --config) at that installation's data directory, or restore its keys from a backup")
+
+
 def initialise_runtime(rt: Runtime) -> list[str]:
     """``tarcza init`` for ``rt``: data directory, migrations, installation, keys; returns what it did."""
     s = rt.settings
@@ -80,6 +125,7 @@ def initialise_runtime(rt: Runtime) -> list[str]:
     before, after = migrate.upgrade(rt.engine, app_role=s.db_app_role)
     if before != after:
         lines.append(f"database migrated {before or 'empty'} -> {after}")
+    _refuse_keys_for_someone_elses_database(rt)
     for step in (_record_installation, *INIT_STEPS):
         line = step(rt)
         if line:

@@ -1,18 +1,10 @@
-"""``tarcza subject`` (the vault through a server's HTTP API) and ``tarcza keys`` (this machine's keys).
+"""``tarcza subject``: the vault through a server's HTTP API (``tarcza keys`` is in ``api.cli.keys``).
 
 ``subject`` commands are people at the CLI: they call a running server with the session
 that ``tarcza login`` stored (``~/.config/tarcza/session`` or ``TARCZA_SESSION_FILE``), so the
 second factor, the policies and the audit log apply exactly as over HTTP. A refusal prints
 the server's problem detail on one ``error:`` line and exits 1. Values are printed to
 stdout only (``reveal``, ``show``), never logged.
-
-``keys`` commands are the local operator's, like ``tarcza user``: they open this machine's
-key provider and database directly. ``keys rotate`` runs as the principal
-``operator:<OS user>`` (kind ``system``, which the policies' ``role.system`` permits; the
-decision is still asked) and the ``vault.key_rotated`` entry names that operator. With the
-local keyfile, rotate with the server stopped (or through ``POST /v1/keys/rotate``, which
-rotates inside the server): a running server keeps the old key versions in memory
-(docs/adr/0004-vault-envelope-and-keys.md).
 """
 
 from __future__ import annotations
@@ -29,13 +21,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.client import HTTPResponse
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
+from typing import Annotated, Any, BinaryIO
 
 import typer
 from rich.table import Table
 
-from api.cli.common import console, err_console, runtime
-from api.cli.identity import operator_actor, session_file
+from api.cli.common import console, err_console
+from api.cli.identity import session_file
 from core.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -44,12 +36,8 @@ from core.errors import (
     TarczaError,
 )
 
-if TYPE_CHECKING:
-    from identity.principal import Principal
-
 subject_app = typer.Typer(no_args_is_help=True, help="Subjects in the PII vault, through a running server's API "
                           "(log in first with `tarcza login --server URL`).")
-keys_app = typer.Typer(no_args_is_help=True, help="Key-encryption keys of this machine's vault: rotate, status.")
 
 _CHUNK = 64 * 1024
 
@@ -417,66 +405,3 @@ def subject_shred(
     report = ApiSession.load(server).json("DELETE", _subject_path(token))
     state = "was already shredded" if report["already_shredded"] else "shredded"
     _echo(f"{token} {state}: {len(report['fields'])} field(s), {len(report['recordings'])} recording(s)")
-
-
-# -- tarcza keys ----------------------------------------------------------------------------------
-
-
-def operator_principal() -> Principal:
-    """The local operator as a principal: ``operator:<OS user>``, kind ``system``."""
-    from identity.principal import Principal
-
-    actor = operator_actor()
-    return Principal(id=actor.id, kind=actor.kind)
-
-
-@keys_app.command("rotate")
-def keys_rotate(
-    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Data keys rewrapped per transaction.")] = 200,
-) -> None:
-    """Rotate the key-encryption key: new version, rewrap every data key, retire the old versions.
-
-    Resumes an interrupted rotation. With the local keyfile run it with the server stopped
-    (or use POST /v1/keys/rotate on the server).
-    """
-    from api.auth import SYSTEM_RESOURCE, denied
-    from api.cli.audit import progress_bar
-
-    rt = runtime()
-    principal = operator_principal()
-    decision = rt.authorizer.decide(principal, "keys.rotate", SYSTEM_RESOURCE, purpose=None, now=rt.clock.now())
-    if not decision.allowed:
-        raise denied("keys.rotate", decision)
-    vault = rt.vault
-    with progress_bar("rewrapping data keys") as update:
-        report = vault.rotate_keys(update, batch_size=batch_size, actor=principal.actor)
-    resumed = " (resumed an interrupted rotation)" if report.resumed else ""
-    retired = ", ".join(str(v) for v in report.retired) or "none"
-    _echo(f"rotated KEK version {report.from_version} -> {report.to_version}{resumed}: "
-          f"{report.rewrapped} data key(s) rewrapped; retired version(s): {retired}")
-
-
-@keys_app.command("status")
-def keys_status(as_json: JsonOpt = False) -> None:
-    """The KEK versions in the key provider, how many data keys each wraps, and a rotation in progress."""
-    from vault.rotation import key_status
-
-    rt = runtime()
-    status = key_status(rt.engine, rt.key_provider)
-    if as_json:
-        sys.stdout.write(json.dumps(status.to_json(), indent=2) + "\n")
-        return
-    table = Table("KEK version", "data keys", "state")
-    for version in sorted(set(status.provider_versions) | set(status.keys_by_version)):
-        state = "current" if version == status.current_version else (
-            "in provider" if version in status.provider_versions else "missing from provider")
-        table.add_row(str(version), str(status.keys_by_version.get(version, 0)), state)
-    console.print(table)
-    running = status.running
-    if running is None:
-        _echo("no rotation in progress")
-    else:
-        remaining = status.to_json()["rotation_running"]
-        _echo(f"rotation {running.from_version} -> {running.to_version} in progress: {running.rewrapped} rewrapped, "
-              f"{remaining['remaining'] if isinstance(remaining, dict) else '?'} to go; "
-              "`tarcza keys rotate` resumes it")

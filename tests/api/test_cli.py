@@ -44,8 +44,11 @@ class TestInit:
         assert ((tmp_path / "fresh").stat().st_mode & 0o777) == 0o700
         assert ((tmp_path / "fresh" / "tarcza.db").stat().st_mode & 0o077) == 0
 
-    def test_db_upgrade_brings_older_schema_to_head(self, cli_env: dict[str, str], database_url: str) -> None:
+    def test_db_upgrade_brings_older_schema_to_head(self, cli_env: dict[str, str], database_url: str,
+                                                     data_dir: Path) -> None:
         """A database at an older migration is upgraded by `tarcza db upgrade`."""
+        keys_only = {**cli_env, "TARCZA_DATABASE_URL": f"sqlite:///{data_dir / 'keys-only.db'}"}
+        assert run(keys_only, "init").returncode == 0  # the installation's keys; its database stays old
         migrate.upgrade(make_engine(database_url), "0001_foundation")
         result = run(cli_env, "db", "upgrade")
         assert result.returncode == 0, result.stderr
@@ -102,11 +105,12 @@ class TestInformation:
 
 
 class TestServe:
-    def test_serve_initialises_and_answers_healthz(self, tmp_path: Path) -> None:
-        """`tarcza serve` on a fresh data directory initialises it and answers /healthz with 200."""
+    def test_init_then_serve_answers_healthz(self, tmp_path: Path) -> None:
+        """`tarcza init` then `tarcza serve` (what `make run` does) answers /healthz and /readyz with 200."""
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("TARCZA_")}
         env.update({"TARCZA_DATA_DIR": str(tmp_path / "var"), "TARCZA_PORT": str(port)})
+        assert run(env, "init").returncode == 0
         proc = subprocess.Popen([*TARCZA, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             deadline = time.monotonic() + 60

@@ -69,6 +69,7 @@ class TestDemoSeed:
                                                     backend: str, data_dir: Path) -> None:
         """30 subjects, their contacts and 3 recordings are stored sealed; the log verifies; a re-run adds nothing."""
         people = demo_people(0, 0, SUBJECTS)
+        ok(cli_env, "init")  # demo seed, like every command but init, needs an installation
         summary = json.loads(ok(cli_env, "demo", "seed", "--subjects", str(SUBJECTS), "--recordings",
                                 str(RECORDINGS), "--batch", "7", "--json"))
         contacts = sum(len(p.contacts) for p in people)

@@ -55,6 +55,8 @@ def running_server(data_dir: Path, database_url: str, **extra_env: str) -> Itera
     """``tarcza serve`` on a free port until the block ends; its log goes to a file beside the data."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     env = server_env(data_dir, database_url, **extra_env)
+    subprocess.run([sys.executable, "-m", "api", "init"], env=env, check=True, capture_output=True,
+                   timeout=300)  # `tarcza serve` creates no installation
     with tarcza_serve(env, data_dir.parent / "server.log") as (url, _proc):
         yield Server(url, env, int(url.rsplit(":", 1)[1]))
 

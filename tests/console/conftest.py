@@ -157,6 +157,7 @@ def _seed(console: Console) -> None:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("TARCZA_")}
     env.update(TARCZA_DATA_DIR=str(console.data_dir), TARCZA_DATABASE_URL=console.database_url)
+    subprocess.run([sys.executable, "-m", "api", "init"], env=env, check=True, capture_output=True, timeout=300)
     subprocess.run([sys.executable, "-m", "api", "demo", "seed", "--subjects", "8", "--recordings", "1", "--json"],
                    env=env, check=True, capture_output=True, timeout=300)
     runtime = Runtime(load_settings(data_dir=console.data_dir, database_url=console.database_url))

@@ -76,6 +76,8 @@ class TarczaServer:
         If another process took the port while the server was down, a new free port is chosen (``url`` changes).
         """
         assert not self.running, "the server is already running"
+        if self.starts == 0:
+            self.cli("init")  # `tarcza serve` creates no installation
         for _attempt in range(3):
             if not port_free(self.port):  # taken while the server was down: never poll someone else's server
                 self.port = free_port()
