@@ -210,6 +210,8 @@ class VaultAccessPayload(Payload):
     reason: Text | None = None
     action: Text | None = None  # the vault action asked for (reveal, read_masked, search, shred, ...)
     recording_id: Text | None = None  # for an access to a recording
+    via: Text | None = None  # the component of Tarcza acting for the actor (e.g. gdpr-exporter)
+    review: bool | None = None  # true: waits for the DPO's or an auditor's review (break-glass, legal_claim)
 
 
 class VaultSubjectPayload(Payload):
@@ -243,6 +245,16 @@ class GdprPayload(Payload):
     status: Text | None = None
     reason: Text | None = None
     due: datetime | None = None
+
+
+class ErasureOverridePayload(Payload):
+    """The DPO erased a subject against the erasure decision: the rules overridden and the justification
+    (sealed under the subject's key: it is shredded with the subject). Reviewed like a break-glass reveal."""
+
+    request_id: Text
+    overridden: list[RuleId]
+    justification: Sealed
+    due: datetime | None = None  # when erasure would have become possible (None: a hold with no end)
 
 
 class PolicyLoadedPayload(Payload):
@@ -314,6 +326,7 @@ CATALOGUE: dict[str, type[Payload]] = {
     "gdpr.erasure_refused": GdprPayload,
     "gdpr.export_created": GdprPayload,
     "gdpr.erasure_performed": GdprPayload,
+    "gdpr.erasure_overridden": ErasureOverridePayload,
     "gdpr.restriction_applied": GdprPayload,
     "gdpr.restriction_lifted": GdprPayload,
     "gdpr.objection_recorded": GdprPayload,
