@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 from fastapi import APIRouter, Header, Request
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, Response
 
 from api.auth import client_ip, identity_transaction
 from api.console.web import (
@@ -39,11 +39,9 @@ from api.console.web import (
     render,
 )
 from api.deps import RuntimeDep
-from api.routers.vault import byte_range
+from api.routers.vault import playback_response
 from api.runtime import Runtime
-from audit.events import VaultAccessPayload
 from audit.repository import EntryFilter
-from contacts.common import subject_resources
 from core.errors import AuthenticationError, InvalidInputError, NotFoundError, PermissionDeniedError, RateLimitedError
 from identity.principal import Role
 from vault.masking import mask
@@ -255,16 +253,17 @@ def _access_entry(runtime: Runtime, user: ConsoleUser, token: str, size_before: 
 # -- recordings -----------------------------------------------------------------------------------------
 
 
-def _recording(runtime: Runtime, token: str, recording_id: str) -> Any:
+def _recording(runtime: Runtime, user: ConsoleUser, token: str, recording_id: str) -> Any:
+    """The recording's facts, decided and recorded by the vault's gate as a masked read of the subject."""
     if not is_token(token, SUBJECT_PREFIX) or not is_token(recording_id, RECORDING_PREFIX):
         raise NotFoundError("no such recording")
-    return runtime.vault.recording_info(token, recording_id)
+    return runtime.vault.recording_facts(user.principal, token, recording_id)
 
 
 def _play_page(request: Request, user: ConsoleUser, runtime: Runtime, token: str, recording_id: str, *,
                errors: FormErrors | None = None, values: dict[str, str] | None = None, status: int = 200,
                grant: str | None = None, rule: str | None = None) -> HTMLResponse:
-    info = _recording(runtime, token, recording_id)
+    info = _recording(runtime, user, token, recording_id)
     return render(request, "play.html", user=user, status=status, errors=errors or FormErrors(), values=values or {},
                   token=token, info=info, purposes=_purposes(runtime), grant=grant, rule=rule,
                   fresh=user.second_factor_fresh(), fresh_until=user.second_factor_fresh_until(), headers=NO_STORE)
@@ -278,8 +277,10 @@ def play_form(request: Request, token: str, recording_id: str, user: User, runti
 @router.post("/subjects/{token}/recordings/{recording_id}", response_class=HTMLResponse)
 def play(request: Request, token: str, recording_id: str, user: User, form: PostedForm,
          runtime: RuntimeDep) -> HTMLResponse:
-    """Decide playback (purpose, step-up) and answer a page whose player streams through a grant."""
-    _recording(runtime, token, recording_id)
+    """Decide playback (purpose, step-up) through the vault's gate, then answer a page whose player streams
+    through a grant. A refusal (recorded by the gate) is an error page: it shows nothing of the recording."""
+    if not is_token(token, SUBJECT_PREFIX) or not is_token(recording_id, RECORDING_PREFIX):
+        raise NotFoundError("no such recording")
     errors = FormErrors()
     purpose = errors.require(form, "purpose", "form.choose")
     if purpose and purpose not in runtime.authorizer.purposes:
@@ -290,16 +291,8 @@ def play(request: Request, token: str, recording_id: str, user: User, form: Post
         user = step_up_if_needed(request, user, runtime, form.text("code"), errors)
     if errors:
         return _play_page(request, user, runtime, token, recording_id, errors=errors, values=values, status=422)
-    [resource] = subject_resources(runtime.engine, [token])
-    decision = runtime.authorizer.decide(user.principal, Action.PLAY_RECORDING, resource, purpose=purpose,
-                                         now=runtime.clock.now())
-    if not decision.allowed:  # logged as the vault and the API's gate log a refusal
-        runtime.audit.record("vault.access", actor=user.principal.actor, subject=token, payload=VaultAccessPayload(
-            fields=[], purpose=purpose, decision="deny", reason=decision.rule, view="full",
-            action=Action.PLAY_RECORDING, recording_id=recording_id))
-        errors["form"] = "reveal.refused"
-        return _play_page(request, user, runtime, token, recording_id, errors=errors, values=values, status=403,
-                          rule=decision.rule)
+    runtime.vault.gate.require(user.principal, Action.PLAY_RECORDING, token, purpose=purpose, fields=[],
+                               recording_id=recording_id)
     grant = grant_playback(runtime, user.principal.session_id or "", token, recording_id, purpose)
     return _play_page(request, user, runtime, token, recording_id, values=values, grant=grant)
 
@@ -307,18 +300,13 @@ def play(request: Request, token: str, recording_id: str, user: User, form: Post
 @router.get("/subjects/{token}/recordings/{recording_id}/media")
 def media(token: str, recording_id: str, user: User, runtime: RuntimeDep, grant: str = "",
           range_header: str | None = Header(None, alias="range", max_length=100)) -> Response:
-    """The recording's bytes (one ``Range`` honoured), each request logged by the vault before it decrypts."""
+    """The recording's bytes (one ``Range`` honoured), each request decided and logged by the gate before it
+    decrypts (and before the range is weighed against the size)."""
     found = playback_grant(runtime, grant, user.principal.session_id)
     if found is None or (found.subject, found.recording_id) != (token, recording_id):
         raise PermissionDeniedError("no playback grant", rule="second_factor")
-    info = _recording(runtime, token, recording_id)
-    chosen = byte_range(range_header, info.size)
-    start, end = chosen or (0, info.size)
-    chunks = runtime.vault.read_recording(user.principal, token, recording_id, found.purpose, start, end)
-    headers = {**NO_STORE, "Accept-Ranges": "bytes", "Content-Length": str(end - start)}
-    if chosen is not None:
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{info.size}"
-    return StreamingResponse(chunks, status_code=206 if chosen else 200, media_type=info.media_type, headers=headers)
+    return playback_response(runtime.vault.play(user.principal, token, recording_id, found.purpose,
+                                                range_header=range_header))
 
 
 # -- legal holds ----------------------------------------------------------------------------------------

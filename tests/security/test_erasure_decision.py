@@ -53,7 +53,7 @@ class TestDeleteGoesThroughTheDecision:
         answer = api.http.delete(f"/v1/subjects/{token}", headers=api.client("gdpr:manage").headers)
 
         assert answer.status_code == 409, answer.text
-        assert answer.json()["code"] == "erasure-refused"
+        assert answer.json()["type"] == "urn:tarcza:problem:erasure-refused"
         assert "legal_hold" in _rules(answer.json())
         assert not _shredded(api, token)
         still = api.http.post(f"/v1/subjects/{token}/reveal", json={"fields": ["pesel"], "purpose": "debt_collection"},
@@ -100,9 +100,8 @@ class TestDeleteGoesThroughTheDecision:
     def test_the_vault_does_not_shred_without_the_decisions_clearance(self, api: Api, fake: Faker) -> None:
         """The vault's shredding needs a clearance of the erasure decision naming the subject; another subject's
         clearance does not do."""
-        from vault.shredding import ErasureClearance
-
         from identity.principal import SYSTEM
+        from vault.shredding import ErasureClearance
 
         token = api.new_subject(debtor_fields(fake))
         other = api.new_subject(debtor_fields(fake))
