@@ -153,29 +153,35 @@ class Gate:
                            subject=token or None)
 
     def could_allow(self, principal: Principal, action: str, *, purpose: bool = False,
-                    justification: bool = False) -> Decision:
+                    justification: bool = False, after_step_up: bool = False) -> Decision:
         """Whether ``action`` could be allowed on *some* subject: role or scope, and the second factor.
 
         Asked on a stand-in subject the principal is (for this question) assigned to and that
         is not restricted; ``purpose`` adds a purpose the principal may state and
         ``justification`` a break-glass justification of the required length, for routes
-        whose caller supplies them. Not recorded (menus ask it); see :meth:`check_route`.
+        whose caller supplies them; ``after_step_up`` asks for a person whose second factor is
+        verified but old as if they stepped up now (the console asks for a code inline). Not
+        recorded (menus ask it); see :meth:`check_route`.
         """
-        probe = replace(principal, assigned_cases=principal.assigned_cases | {_PROBE_CASE})
+        now = self.store.clock.now()
+        stepped = after_step_up and principal.second_factor_at is not None
+        probe = replace(principal, assigned_cases=principal.assigned_cases | {_PROBE_CASE},
+                        second_factor_at=now if stepped else principal.second_factor_at)
         resource = Resource("subject", case_ids=frozenset({_PROBE_CASE}))
         stated = self._probe_purpose(principal) if purpose else None
         parameters = getattr(self.store.authorizer, "parameters", None)
         length = getattr(parameters, "break_glass_min_justification", 20)
         text = "x" * length if justification else None
-        return self.store.authorizer.decide(probe, action, resource, purpose=stated, now=self.store.clock.now(),
-                                            justification=text)
+        return self.store.authorizer.decide(probe, action, resource, purpose=stated, now=now, justification=text)
 
     def check_route(self, principal: Principal, action: str, *, purpose: bool = False, justification: bool = False,
-                    token: str | None = None, recording_id: str | None = None) -> Decision:
+                    token: str | None = None, recording_id: str | None = None,
+                    after_step_up: bool = False) -> Decision:
         """A route's gate, asked before its body is read: :meth:`could_allow`, a refusal recorded (naming the
         subject and recording of the path when they are well-formed) and returned for the route to answer.
         The real decision, on the real subject, is the opening method's."""
-        decision = self.could_allow(principal, action, purpose=purpose, justification=justification)
+        decision = self.could_allow(principal, action, purpose=purpose, justification=justification,
+                                    after_step_up=after_step_up)
         if not decision.allowed:
             subject = token if is_token(token, SUBJECT_PREFIX) else ""
             self.record(principal, action, subject or "", decision, fields=[], purpose=None,

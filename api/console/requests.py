@@ -24,7 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.background import BackgroundTask
 
-from api.console.subjects import step_up_if_needed
+from api.console.subjects import break_glass_only, page_gate, step_up_if_needed
 from api.console.web import (
     NO_STORE,
     PREFIX,
@@ -46,7 +46,7 @@ from gdpr.models import REQUEST_KINDS
 from gdpr.service import CHANNELS, EXTENSION_REASONS, VERIFICATION_METHODS
 from identity.principal import Role
 from vault.errors import SubjectNotFoundError
-from vault.service import MAX_JUSTIFICATION
+from vault.service import MAX_JUSTIFICATION, Action
 from vault.tokens import SUBJECT_PREFIX, is_token
 
 router = APIRouter(route_class=ConsoleRoute)
@@ -289,8 +289,11 @@ def export(request: Request, request_id: str, user: User, form: PostedForm, runt
     """
     _require(user)
     request_id = _request_id(request_id)
+    page_gate(runtime, user, Action.REVEAL, "", purpose=True, justification=True)
     errors = FormErrors()
     justification = form.text("justification")
+    if break_glass_only(user) and len(justification) < runtime.authorizer.parameters.break_glass_min_justification:
+        errors["justification"] = "reveal.justification_short"
     if len(justification) > MAX_JUSTIFICATION:
         errors["justification"] = "form.too_long"
     stepped = user if errors else step_up_if_needed(request, user, runtime, form.text("code"), errors)

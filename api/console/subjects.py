@@ -84,6 +84,7 @@ def find_subject(request: Request, user: User, runtime: RuntimeDep) -> Response:
 @router.post("/subjects/search", response_class=HTMLResponse)
 def search_subjects(request: Request, user: User, form: PostedForm, runtime: RuntimeDep) -> HTMLResponse:
     """Find subjects by an exact value (blind index); the value is neither shown again nor put in a URL."""
+    page_gate(runtime, user, Action.SEARCH, "", purpose=True)
     errors = FormErrors()
     field = errors.require(form, "field")
     if field and field not in runtime.vault.catalogue.blind_indexed():
@@ -148,7 +149,7 @@ def subject_page(request: Request, user: ConsoleUser, runtime: Runtime, token: s
             context["assessment"] = runtime.gdpr.assess_erasure(principal, token)
     return render(request, "subject.html", user=user, status=status, errors=errors or FormErrors(),
                   values=values or {}, gdpr=gdpr, purposes=_purposes(runtime), notice=notice,
-                  break_glass=_break_glass_only(user), can_reveal=_can_reveal(user),
+                  break_glass=break_glass_only(user), can_reveal=_can_reveal(user),
                   fresh_until=user.second_factor_fresh_until(), fresh=user.second_factor_fresh(),
                   min_justification=runtime.authorizer.parameters.break_glass_min_justification,
                   headers=NO_STORE, **context)
@@ -164,7 +165,7 @@ def _can_reveal(user: ConsoleUser) -> bool:
     return bool(user.principal.roles & {Role.DPO, Role.COMPLIANCE_OFFICER, Role.COLLECTOR, Role.FIELD_AGENT})
 
 
-def _break_glass_only(user: ConsoleUser) -> bool:
+def break_glass_only(user: ConsoleUser) -> bool:
     """A compliance officer reveals only by break-glass (a written justification), unless another role permits."""
     roles = user.principal.roles
     return Role.COMPLIANCE_OFFICER in roles and not roles & {Role.DPO, Role.COLLECTOR, Role.FIELD_AGENT}
@@ -204,10 +205,21 @@ def step_up_if_needed(request: Request, user: ConsoleUser, runtime: Runtime, cod
 # -- reveal ---------------------------------------------------------------------------------------------
 
 
+def page_gate(runtime: Runtime, user: ConsoleUser, action: str, token: str, *, purpose: bool = False,
+              justification: bool = False, recording_id: str | None = None) -> None:
+    """The page's gate (the vault's, as the API's routes ask it): could the user be allowed ``action`` on some
+    subject once they step up (the form asks for a code inline)? A refusal is recorded by the gate, then raised."""
+    decision = runtime.vault.gate.check_route(user.principal, action, purpose=purpose, justification=justification,
+                                              token=token, recording_id=recording_id, after_step_up=True)
+    if not decision.allowed:
+        raise PermissionDeniedError(f"{action} refused by a {decision.rule} rule", rule=decision.rule)
+
+
 @router.post("/subjects/{token}/reveal", response_class=HTMLResponse)
 def reveal(request: Request, token: str, user: User, form: PostedForm, runtime: RuntimeDep) -> HTMLResponse:
     if not is_token(token, SUBJECT_PREFIX):
         raise NotFoundError("no such subject")
+    page_gate(runtime, user, Action.REVEAL, token, purpose=True, justification=True)
     errors = FormErrors()
     catalogue = runtime.vault.catalogue
     chosen = [f for f in form.all("fields") if f in catalogue.names()]
@@ -218,7 +230,7 @@ def reveal(request: Request, token: str, user: User, form: PostedForm, runtime: 
         errors["purpose"] = "form.choose"
     justification = form.text("justification")
     minimum = runtime.authorizer.parameters.break_glass_min_justification
-    if _break_glass_only(user) and len(justification) < minimum:
+    if break_glass_only(user) and len(justification) < minimum:
         errors["justification"] = "reveal.justification_short"
     if len(justification) > 2000:
         errors["justification"] = "form.too_long"
@@ -281,6 +293,7 @@ def play(request: Request, token: str, recording_id: str, user: User, form: Post
     through a grant. A refusal (recorded by the gate) is an error page: it shows nothing of the recording."""
     if not is_token(token, SUBJECT_PREFIX) or not is_token(recording_id, RECORDING_PREFIX):
         raise NotFoundError("no such recording")
+    page_gate(runtime, user, Action.PLAY_RECORDING, token, purpose=True, recording_id=recording_id)
     errors = FormErrors()
     purpose = errors.require(form, "purpose", "form.choose")
     if purpose and purpose not in runtime.authorizer.purposes:
@@ -334,6 +347,8 @@ def hold_errors(form: Form) -> tuple[FormErrors, dict[str, str]]:
 
 @router.post("/subjects/{token}/holds", response_class=HTMLResponse)
 def add_hold(request: Request, token: str, user: User, form: PostedForm, runtime: RuntimeDep) -> Response:
+    if not user.can("gdpr.manage"):
+        raise PermissionDeniedError("gdpr.manage refused", rule="role")
     errors, values = hold_errors(form)
     if errors:
         return subject_page(request, user, runtime, token, errors=errors, values=values, status=422)
