@@ -182,3 +182,63 @@ class TestConsoleErasure:
         assert page.status_code in (403, 422), page.status_code
         assert not _shredded(api, token)
         assert api.http.get(f"/v1/gdpr/requests/{request_id}", headers=stale.headers).json()["status"] == "verified"
+
+
+class TestCommandLine:
+    def test_the_cli_erases_only_through_the_decision_against_a_real_server(
+            self, initialised_runtime: Any, cli_env: dict[str, str], server: str, tmp_path: Any, fake: Faker,
+            enrol: Any) -> None:
+        """Against `tarcza serve`: `tarcza subject shred` of a held subject is one `error:` line naming the hold
+        and exits 1; the DPO's override (justification from stdin) through `tarcza gdpr erase` shreds it, and
+        the verification's evidence reference is on the request."""
+        import json
+        import subprocess
+        import sys
+        from datetime import timedelta
+
+        import pyotp
+
+        from tests.conftest import TEST_PASSWORD
+
+        def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "api", *args], env={**env, "COLUMNS": "200"},
+                                  capture_output=True, text=True, timeout=120, input=stdin, check=False)
+
+        secret = enrol(initialised_runtime, "erna.dpo", ["dpo"])
+        env = {**cli_env, "TARCZA_SESSION_FILE": str(tmp_path / "session")}
+        code = pyotp.TOTP(secret).at(initialised_runtime.clock.now() + timedelta(seconds=30))
+        assert run("login", "--server", server, "--username", "erna.dpo", "--password-stdin", "--code", code,
+                   stdin=TEST_PASSWORD + "\n").returncode == 0
+        fields = debtor_fields(fake)
+        args = [a for n, v in fields.items() for a in ("--field", f"{n}={v}")]
+        token = run("subject", "create", *args).stdout.strip()
+        assert run("gdpr", "hold", "add", token, "--reason", "court_proceedings").returncode == 0
+
+        shred = run("subject", "shred", token, "--yes")
+
+        assert shred.returncode == 1
+        assert shred.stderr.startswith("error: HTTP 409")
+        assert "legal_hold" in shred.stderr
+        assert fields["pesel"] not in shred.stderr + shred.stdout
+        created = json.loads(run("gdpr", "request", "create", token, "erasure", "--json").stdout)
+        assert run("gdpr", "request", "verify", created["id"], "--method", "qualified_signature",
+                   "--reference", "DSR/2026/88").returncode == 0
+        refused = run("gdpr", "erase", created["id"], "--json")
+        assert json.loads(refused.stdout)["erased"] is False
+        created = json.loads(run("gdpr", "request", "create", token, "erasure", "--json").stdout)
+        run("gdpr", "request", "verify", created["id"], "--method", "qualified_signature", "--reference", "DSR/2026/89")
+        shown = json.loads(run("gdpr", "request", "show", created["id"], "--json").stdout)
+        assert shown["verification"]["reference"] == "DSR/2026/89"
+
+        erased = run("gdpr", "erase", created["id"], "--override-justification-stdin", "--json", stdin=JUSTIFICATION)
+
+        assert erased.returncode == 0, erased.stderr
+        assert json.loads(erased.stdout)["overridden"] == ["legal_hold"]
+        assert _shredded_in(initialised_runtime, token)
+
+
+def _shredded_in(runtime: Any, token: str) -> bool:
+    from audit.repository import EntryFilter
+
+    page = runtime.audit.query(EntryFilter(subject=token, event_type="vault.subject_shredded"), limit=10)
+    return bool(page.items)
