@@ -13,7 +13,15 @@ from typing import Final
 from core.errors import InvalidInputError
 from gdpr.export_data import ExportPurpose
 
-__all__ = ["LEGAL_BASES", "LegalBasis", "purposes_from_policy"]
+__all__ = ["LEGAL_BASES", "RECIPIENTS", "LegalBasis", "purposes_from_policy"]
+
+RECIPIENTS: Final = (
+    "the creditor who assigned the receivable, for its settlement",
+    "courts, bailiffs (komornik) and lawyers, where the claim is pursued in proceedings",
+    "postal, telecommunication and e-mail service providers delivering letters and messages",
+    "IT service providers hosting the firm's systems, under data processing agreements",
+)
+"""Categories of recipients (GDPR Art. 15(1)(c)); the firm adjusts them to its own processors."""
 
 
 @dataclass(frozen=True)

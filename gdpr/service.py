@@ -9,24 +9,25 @@ two months, with a reason, within the first month. Nothing is done for an unveri
 request. Every step is a ``gdpr.*`` entry of the audit log, appended before the step
 takes effect (the vault's rule: the entry first, then the effect).
 
-Erasure (Art. 17) is decided by :func:`gdpr.retention.erasure_assessment` from the
-subject's debts (an open claim that is not time-barred; the accounting duty after it is
-settled or time-barred) and legal holds: if anything still needs the data, erasure is
-refused with the reasons and the date from which it becomes possible, and, if the subject
-asked for it, restricted instead (Art. 18(1)(c)); otherwise the subject is crypto-shredded
-(:meth:`vault.service.VaultService.shred`: keys, blind indexes and recordings) and a
-tombstone entry with the token alone closes the request.
+Erasure (Art. 17) is the one erasure decision's (:mod:`gdpr.erasure`, ADR 0015): a fresh
+second factor, then :func:`gdpr.retention.erasure_assessment` of the subject's debts (an open
+claim that is not time-barred; the accounting duty after it is settled or time-barred) and
+legal holds: if anything still needs the data, erasure is refused with the reasons and the date
+from which it becomes possible, and, if the subject asked for it, restricted instead
+(Art. 18(1)(c)), unless the DPO overrides it (justified, logged, reviewed); otherwise the
+subject is crypto-shredded (keys, blind indexes and recordings) and a tombstone entry with the
+token alone closes the request. The identity verification records its method, a reference to
+the evidence and who verified it. An export is the officer's reveal (:mod:`gdpr.exporting`,
+ADR 0014).
 
 Services never commit; each step runs its own short transactions.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
-import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -35,8 +36,6 @@ from typing import Any, Final
 from sqlalchemy import Engine
 
 from audit.events import GdprPayload, format_time
-from audit.export import export_log
-from audit.repository import EntryFilter
 from audit.service import AuditLog
 from contacts.common import aware, iso_date
 from contacts.service import ContactService
@@ -45,21 +44,12 @@ from core.db import read_connection, write_connection
 from core.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from core.logging import clear_of_pii_patterns, get_logger, mask_text
 from gdpr import repository
-from gdpr.archive import ArchiveSummary, build_archive
+from gdpr.archive import ArchiveSummary
 from gdpr.deadlines import can_extend, extended_deadline, response_deadline
 from gdpr.erasure import ErasureDecision, Override, assessment_json
-from gdpr.export_data import (
-    ErasureInfo,
-    ExportContact,
-    ExportContents,
-    ExportDebt,
-    ExportRecording,
-    ExportRetention,
-)
-from gdpr.legal_texts import purposes_from_policy
+from gdpr.exporting import SubjectExporter
 from gdpr.models import REQUEST_KINDS
-from gdpr.redaction import redact_third_parties
-from gdpr.retention import ErasureAssessment, load_retention
+from gdpr.retention import ErasureAssessment
 from identity.principal import Principal
 from policies.authorizer import Authorizer, Resource
 from vault.service import VaultService
@@ -69,18 +59,7 @@ __all__ = ["GdprService", "RequestNotFoundError", "RequestStateError", "assessme
 log = get_logger(__name__)
 
 ACTION: Final = "gdpr.manage"
-EXPORTER: Final = "gdpr-exporter"
-"""The component that opens a subject's data for their export, acting for the officer who runs it (``via``)."""
-EXPORT_PURPOSE: Final = "gdpr_request"
 _REFERENCE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/\-]{0,99}")
-CONTACT_TYPES: Final = frozenset({"contact.attempted", "contact.completed", "contact.received", "contact.visit"})
-RECIPIENTS: Final = (
-    "the creditor who assigned the receivable, for its settlement",
-    "courts, bailiffs (komornik) and lawyers, where the claim is pursued in proceedings",
-    "postal, telecommunication and e-mail service providers delivering letters and messages",
-    "IT service providers hosting the firm's systems, under data processing agreements",
-)
-"""Categories of recipients (GDPR Art. 15(1)(c)); the firm adjusts them to its own processors."""
 CHANNELS: Final = ("email", "letter", "portal", "phone", "in_person", "epuap")
 VERIFICATION_METHODS: Final = ("id_document", "known_contact", "bank_transfer", "qualified_signature",
                                "trusted_profile", "video_call", "in_person")
@@ -139,6 +118,7 @@ class GdprService:
         self.authorizer = authorizer
         self.clock = clock
         self.erasure = ErasureDecision(vault, contacts, clock)
+        self.exporter = SubjectExporter(vault, contacts, audit, authorizer, clock)
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -332,76 +312,19 @@ class GdprService:
                justification: str | None = None) -> ArchiveSummary:
         """Answer a verified access or portability request with the subject's archive at ``out``; close it.
 
-        The export is a reveal for the purpose ``gdpr_request`` by the officer who runs it, through
-        the vault's gate with every reveal control (purposes of the role, a fresh second factor,
-        restriction; a compliance officer only by break-glass with ``justification``, reviewed),
-        the exporter (:data:`EXPORTER`) named as the component acting for them. A refusal leaves
-        the request open and nothing written. Notes are given as written, except other people's
-        data in them (``[redacted: PESEL]``). The log part is an export of every entry about the
-        subject up to a checkpoint issued now.
+        The archive is the officer's reveal (:class:`gdpr.exporting.SubjectExporter`, ADR 0014); a refusal
+        leaves the request open and nothing written.
         """
         row = self._verified(principal, request_id)
         if row["kind"] not in ("access", "portability"):
             raise RequestStateError(f"an archive answers an access or portability request, not {row['kind']}")
         subject = row["subject_token"]
-        opener = _Opener(self.vault, principal, subject, justification)
-        opener.check()  # the officer's decision on this subject, before anything else happens
-        contents = self._gather(subject, request_id, include_recordings, opener)
-        self.audit.issue_checkpoint()  # the archive's log part is covered by a checkpoint that includes everything
-        with tempfile.TemporaryDirectory(prefix="tarcza-export-log-") as work:
-            log_dir = Path(work) / "log"
-            export_log(self.audit, log_dir, EntryFilter(subject=subject))
-            summary = build_archive(contents, log_dir, out, include_recordings=include_recordings,
-                                    signer=self.audit.signer)
+        summary = self.exporter.build(principal, subject, request_id, out, include_recordings=include_recordings,
+                                      justification=justification)
         self._log("gdpr.export_created", principal, subject, request_id, row["kind"], status="exported",
                   reason=f"sha256:{summary.sha256}")
         self._close(principal, row, "completed", f"exported:sha256:{summary.sha256[:16]}")
         return summary
-
-    def _gather(self, subject: str, request_id: str, include_recordings: bool, opener: _Opener) -> ExportContents:
-        """Everything about the subject, for the archive (see :meth:`export`), opened by ``opener``."""
-        status = self.vault.subject_status(subject)
-        entries = self.audit.query(EntryFilter(subject=subject), limit=100_000).items
-        kind = next((e.event["payload"].get("subject_kind") for e in entries
-                     if e.event["type"] == "vault.subject_created"), "debtor")
-        fields: dict[str, list[str]] = {}
-        notes: dict[int, str] = {}
-        if status == "active":
-            fields = opener.fields(list(self.vault.catalogue.names()))
-            sealed = [(e.index, "note", e.event["payload"].get("notes_original") or e.event["payload"]["notes"])
-                      for e in entries if e.event["type"] in CONTACT_TYPES and "notes" in e.event["payload"]]
-            if sealed:
-                opened = opener.event_values([(f, _unb64(b)) for _, f, b in sealed])
-                detector = self.contacts.detector()
-                notes = {index: redact_third_parties(text, fields, detector)
-                         for (index, _, _), text in zip(sealed, opened, strict=True)}
-        contacts = [_export_contact(e.index, e.event, notes.get(e.index)) for e in entries
-                    if e.event["type"] in CONTACT_TYPES or e.event["type"] == "contact.blocked"]
-        recordings = [_export_recording(e.index, e.event, opener if include_recordings and status == "active"
-                                        else None) for e in entries if e.event["type"] == "recording.stored"]
-        debts = [ExportDebt(id=d.id, creditor=d.creditor, assigned_on=d.assigned_on, kind=d.kind,
-                            consumer=d.consumer, amount_minor=d.amount_minor, currency=d.currency,
-                            due_date=d.due_date, status=d.status, time_barred_on=d.time_barred_on,
-                            judgment_date=d.judgment_date, settled_on=d.settled_on)
-                 for d in self.contacts.debts.of_subject(subject)]
-        retention = [ExportRetention(data_category=name, period=schedule.rule, basis=schedule.basis)
-                     for name, schedule in load_retention().schedules.items()]
-        purposes = purposes_from_policy(self._purpose_descriptions())
-        tombstone = next((e for e in entries if e.event["type"] == "gdpr.erasure_performed"), None)
-        shredded = next((e for e in entries if e.event["type"] == "vault.subject_shredded"), None)
-        erasure = None if shredded is None else ErasureInfo(
-            erased_at=_parse_time(shredded.event["time"]), tombstone_log_index=tombstone.index if tombstone else None)
-        return ExportContents(
-            subject=subject, subject_kind="third_party" if kind == "third_party" else "debtor",
-            status="shredded" if status == "shredded" else "active", generated_at=self.clock.now(),
-            shredded_at=erasure.erased_at if erasure else None, request_id=request_id, fields=fields,
-            contacts=contacts, recordings=recordings, debts=debts, purposes=purposes, recipients=RECIPIENTS,
-            retention=retention, erasure=erasure)
-
-    def _purpose_descriptions(self) -> dict[str, str]:
-        parameters = getattr(self.authorizer, "parameters", None)
-        purposes = getattr(parameters, "purposes", None)
-        return dict(purposes) if purposes else {"debt_collection": "collecting a debt from the subject"}
 
     # -- legal holds ---------------------------------------------------------------------------
 
@@ -514,77 +437,6 @@ class GdprService:
             "created_at": format_time(aware(row["created_at"])),
             "closed_at": format_time(aware(row["closed_at"])) if row["closed_at"] else None,
         }
-
-
-class _Opener:
-    """The officer's openings for one export, each through the vault's gate (decided, recorded, then opened),
-    with the exporter named as the component acting for them."""
-
-    def __init__(self, vault: VaultService, principal: Principal, subject: str, justification: str | None) -> None:
-        self.vault = vault
-        self.principal = principal
-        self.subject = subject
-        self.justification = justification
-
-    def check(self) -> None:
-        """Whether the officer may reveal this subject for the export: refused (and recorded) before anything.
-
-        The gate records a refusal; an allowed answer here is a question only, each opening below
-        is decided and recorded again by the gate.
-        """
-        gate = self.vault.gate
-        decision = gate.decide(self.principal, "reveal", self.subject, purpose=EXPORT_PURPOSE,
-                               justification=self.justification)
-        if not decision.allowed:
-            gate.refuse(self.principal, "reveal", self.subject, decision, fields=[], purpose=EXPORT_PURPOSE,
-                        via=EXPORTER)
-
-    def fields(self, names: Sequence[str]) -> dict[str, list[str]]:
-        return self.vault.reveal(self.principal, self.subject, names, EXPORT_PURPOSE, self.justification,
-                                 via=EXPORTER)
-
-    def event_values(self, values: Sequence[tuple[str, bytes]]) -> list[str]:
-        return self.vault.open_event_values(self.principal, self.subject, values, EXPORT_PURPOSE, full=True,
-                                            justification=self.justification, via=EXPORTER)
-
-    def recording(self, recording_id: str) -> Iterable[bytes]:
-        return self.vault.read_recording(self.principal, self.subject, recording_id, EXPORT_PURPOSE,
-                                         justification=self.justification, via=EXPORTER)
-
-
-def _export_recording(index: int, event: dict[str, Any], opener: _Opener | None) -> ExportRecording:
-    payload = event["payload"]
-    recording_id = payload["recording_id"]
-
-    def stream() -> Iterable[bytes]:
-        assert opener is not None  # noqa: S101 - only called when recordings are included
-        return opener.recording(recording_id)
-
-    return ExportRecording(recording_id=recording_id, sha256=payload["sha256"], size=payload["size"],
-                           created_at=_parse_time(event["time"]), media_type=payload.get("media_type"),
-                           duration_ms=payload.get("duration_ms"), log_index=index,
-                           open=stream if opener is not None else None)
-
-
-def _export_contact(index: int, event: dict[str, Any], note: str | None) -> ExportContact:
-    payload = event["payload"]
-    blocked = event["type"] == "contact.blocked"
-    return ExportContact(
-        log_index=index, event_id=event["id"], event_type=event["type"],
-        time=_parse_time(payload.get("planned_at" if blocked else "started_at") or event["time"]),
-        channel=payload["channel"], direction=payload.get("direction"), outcome=payload.get("outcome"),
-        agent_id=payload.get("agent_id"), debt_id=payload.get("debt_id"), case_id=payload.get("case_id"), note=note,
-        decision=f"blocked: {payload.get('rule')}" if blocked else "allowed",
-        flags=tuple(payload.get("rules", []) if blocked else payload.get("policy_flags", [])),
-        recording_id=payload.get("recording_id"))
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _midnight(day: date | None) -> datetime | None:

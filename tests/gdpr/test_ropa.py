@@ -12,10 +12,9 @@ import pytest
 import yaml
 
 from core.errors import ConfigurationError, InvalidInputError
-from gdpr.legal_texts import LEGAL_BASES
+from gdpr.legal_texts import LEGAL_BASES, RECIPIENTS
 from gdpr.retention import DATA_CATEGORIES, DEFAULT_RETENTION_PATH
 from gdpr.ropa import ROPA_FORMAT, Controller, ProcessingRecord, build_record, render_html
-from gdpr.service import RECIPIENTS
 from policies.engine import PARAMETERS_FILE, POLICY_DIR
 from vault.fields import DEFAULT_CATALOGUE_PATH, load_catalogue
 from vault.models import SUBJECT_KINDS
