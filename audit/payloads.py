@@ -184,6 +184,8 @@ class VaultAccessPayload(Payload):
     reason: Text | None = None
     action: Code | None = None  # the vault action asked for (reveal, read_masked, search, shred, ...)
     recording_id: Code | None = None  # for an access to a recording
+    via: Code | None = None  # the component of Tarcza acting for the actor (e.g. gdpr-exporter)
+    review: bool | None = None  # true: waits for the DPO's or an auditor's review (break-glass, legal_claim)
 
 
 class VaultSubjectPayload(Payload):
@@ -217,6 +219,16 @@ class GdprPayload(Payload):
     status: Code | None = None
     reason: Text | None = None
     due: datetime | None = None
+
+
+class ErasureOverridePayload(Payload):
+    """The DPO erased a subject against the erasure decision: the rules overridden and the justification
+    (sealed under the subject's key: it is shredded with the subject). Reviewed like a break-glass reveal."""
+
+    request_id: Code
+    overridden: list[RuleId]
+    justification: Sealed
+    due: datetime | None = None  # when erasure would have become possible (None: a hold with no end)
 
 
 class PolicyLoadedPayload(Payload):

@@ -405,7 +405,8 @@ class ContactService(Guard):
                                                rule=decision.rule)
                 del contexts[i]
         logged = self.audit.receipts_for_keys([k for i in contexts if (k := scoped[i]) is not None])
-        sealers = self._sealers([contacts[i] for i in contexts])
+        sealers = self._sealers(principal, [contacts[i] for i in contexts])
+        shown = self._shown_known_fields(principal, [contexts[i] for i in contexts if _note(contacts[i]) is not None])
         pending: dict[str, list[PastContact]] = {}
         numbers: dict[str, int] = {}  # each subject's last contact number taken in this call
         group: list[tuple[AuditEvent, str | None, SideRow | None]] = []
@@ -432,7 +433,7 @@ class ContactService(Guard):
             else:
                 rules = [v.rule for v in verdict.violations if v.action == "flag"]
                 try:
-                    payload, found = self._payload(contact, rules, sealers)
+                    payload, found = self._payload(contact, rules, sealers, shown.get(contact.subject, frozenset()))
                 except TarczaError as exc:
                     out[i] = exc
                     continue
@@ -534,20 +535,35 @@ class ContactService(Guard):
                     self._detector = self._detector_factory()
         return self._detector
 
-    def _sealers(self, contacts: Sequence[ContactRecord]) -> dict[str, EventSealer]:
+    def _sealers(self, principal: Principal, contacts: Sequence[ContactRecord]) -> dict[str, EventSealer]:
         """Sealers for the subjects of the contacts with a note or a position, read together; with the
-        subjects' own values of :data:`KNOWN_VALUE_FIELDS` where a note is to be scrubbed."""
+        subjects' own values of :data:`KNOWN_VALUE_FIELDS` where a note is to be scrubbed (opened by the
+        vault's gate for the note scrubber, acting for ``principal``)."""
         with_note = [c.subject for c in contacts if _note(c) is not None]
         only_gps = [c.subject for c in contacts if _note(c) is None and c.gps is not None]
-        sealers = self.vault.event_sealers(with_note, KNOWN_VALUE_FIELDS) if with_note else {}
+        sealers = self.vault.event_sealers(with_note, KNOWN_VALUE_FIELDS, principal=principal) if with_note else {}
         rest = [t for t in only_gps if t not in sealers]
         if rest:
             sealers.update(self.vault.event_sealers(rest))
         return sealers
 
-    def _payload(self, contact: ContactRecord, flags: list[str],
-                 sealers: dict[str, EventSealer]) -> tuple[dict[str, Any], int]:
-        """The event payload, its personal parts sealed; and how many PII values the note held."""
+    def _shown_known_fields(self, principal: Principal, contexts: Sequence[_Context]) -> dict[str, frozenset[str]]:
+        """Per subject, the known-value fields the principal's masked view shows in clear (none where it may
+        not read the subject): a receipt counts the subject's own values found in a note only for those."""
+        resources = list({c.resource.id: c.resource for c in contexts}.values())
+        if not resources:
+            return {}
+        decisions = decide_each(self.authorizer, principal, READ_ACTION, resources, purpose=None, now=self.clock.now())
+        role = principal.primary_role
+        clear = frozenset(f for f in KNOWN_VALUE_FIELDS if self.vault.catalogue.mask_strategy(f, role) == "none")
+        return {r.id: clear if d.allowed else frozenset() for r, d in zip(resources, decisions, strict=True)}
+
+    def _payload(self, contact: ContactRecord, flags: list[str], sealers: dict[str, EventSealer],
+                 shown: frozenset[str]) -> tuple[dict[str, Any], int]:
+        """The event payload, its personal parts sealed; and how many PII values of the note the caller may be
+        told of: those found by the note alone (identifiers, phones, e-mails), and the subject's own values
+        only where ``shown`` (its masked view shows them in clear). A count of the subject's own values
+        told to anyone else would say whether a guessed name is the subject's (issue 16, defect 6)."""
         payload: dict[str, Any] = {
             "channel": contact.channel, "direction": contact.direction, "agent_id": contact.agent_id,
             "case_id": contact.case_id, "debt_id": contact.debt_id, "outcome": contact.outcome,
@@ -574,8 +590,8 @@ class ContactService(Guard):
             payload["notes"] = sealed_b64(sealer.seal("note", scrubbed.text))
             if scrubbed.replacements:  # the note as written, for a reveal; sealed on its own
                 payload["notes_original"] = sealed_b64(sealer.seal("note", note))
-            found = len(scrubbed.replacements)
-            payload["pii_found"] = found
+            payload["pii_found"] = len(scrubbed.replacements)
+            found = sum(1 for r in scrubbed.replacements if r.field is None or r.field in shown)
         if contact.gps is not None:
             lat, lon = contact.gps
             payload["gps"] = sealed_b64(sealer.seal("gps", f"{lat},{lon}"))

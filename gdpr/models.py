@@ -3,13 +3,14 @@
 * ``gdpr_requests``: one row per request (access, portability, erasure, rectification,
   restriction, objection) about a subject token: how and when it was received, its
   deadline (GDPR Art. 12(3), :mod:`gdpr.deadlines`) and any extension with its reason
-  code, the identity verification (method, when, by whom), the status and the outcome.
+  code, the identity verification (method, a reference to the evidence, when, by whom), the status
+  and the outcome.
   Every change is also a ``gdpr.*`` entry of the audit log, which is the record; this
   table is what the lists (overdue, due soon) query.
 * ``gdpr_legal_holds``: a hold on a subject (optionally one case): reason, owner, dates;
   while active it blocks erasure and retention.
 
-The schema is created by the Alembic revision ``0007_gdpr``.
+The schema is created by the Alembic revisions ``0007_gdpr`` and ``0010_verification_evidence``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class DataSubjectRequest(Base):
     extension_reason: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16))
     verification_method: Mapped[str | None] = mapped_column(String(40))
+    verification_reference: Mapped[str | None] = mapped_column(String(100))  # the evidence, in the firm's files
     verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     verified_by: Mapped[str | None] = mapped_column(String(128))
     outcome: Mapped[str | None] = mapped_column(String(300))

@@ -8,6 +8,8 @@ changes nothing. The run then, for each due action, appends a ``gdpr.retention_a
 entry (schedule, rule, since when) and carries it out as Tarcza's own principal
 ``retention-job``: ``shred_subject`` crypto-shreds the subject (the vault logs
 ``vault.subject_shredded``), ``delete_recordings`` deletes one recording (``recording.shredded``).
+Both go through the one erasure decision (:mod:`gdpr.erasure`), which assesses the same facts
+again and hands the vault its clearance; an action it does not clear is skipped and logged.
 
 Idempotent and resumable: a shredded subject is no longer active and a deleted recording
 no longer listed, so a run interrupted anywhere and started again does only what is left;
@@ -31,6 +33,7 @@ from core.clock import SYSTEM_CLOCK, Clock
 from core.db import read_connection
 from core.logging import get_logger
 from gdpr import repository
+from gdpr.erasure import ErasureDecision
 from gdpr.retention import (
     DebtFacts,
     DueAction,
@@ -89,6 +92,7 @@ class RetentionJob:
         self.policy = policy
         self.clock = clock
         self.principal = principal
+        self.erasure = ErasureDecision(vault, contacts, clock)
 
     def dry_run(self, progress: Progress | None = None) -> RetentionReport:
         """What is due today and why, changing nothing."""
@@ -117,12 +121,12 @@ class RetentionJob:
                 actions = due_actions(self.policy, facts[token], today)
                 report.actions += _actions_json(token, actions)
                 if apply and actions:
-                    self._delete_recordings(token, actions, report)
+                    self._delete_recordings(token, facts[token], actions, report)
                     shred = [a for a in actions if a.action == "shred_subject"]
                     if shred:
                         to_shred.append((token, shred))
             if to_shred:
-                self._shred(to_shred, report)
+                self._shred(to_shred, facts, report)
             report.subjects_scanned += len(tokens)
             if progress is not None:
                 progress(report.subjects_scanned, len(report.actions))
@@ -130,17 +134,33 @@ class RetentionJob:
                  actions=len(report.actions), shredded=report.shredded, recordings=report.recordings_deleted)
         return report
 
-    def _delete_recordings(self, token: str, actions: list[DueAction], report: RetentionReport) -> None:
-        for action in actions:
-            if action.action == "delete_recordings" and action.recording_id is not None:
-                self.audit.record("gdpr.retention_applied", actor=self.principal.actor, subject=token,
-                                  payload=_payload(action.action, action.schedule, action.rule, action.since))
-                if self.vault.delete_recording(self.principal, token, action.recording_id, "retention"):
-                    report.recordings_deleted += 1
+    def _delete_recordings(self, token: str, facts: SubjectFacts, actions: list[DueAction],
+                           report: RetentionReport) -> None:
+        due = [a for a in actions if a.action == "delete_recordings" and a.recording_id is not None]
+        if not due:
+            return
+        clearance = self.erasure.clear_for_retention({token: facts}, (), [(token, str(a.recording_id)) for a in due])
+        for action in due:
+            recording = str(action.recording_id)
+            if (token, recording) not in clearance.recordings:
+                log.warning("retention_not_cleared", subject=token, recording=recording)
+                continue
+            self.audit.record("gdpr.retention_applied", actor=self.principal.actor, subject=token,
+                              payload=_payload(action.action, action.schedule, action.rule, action.since))
+            if self.vault.delete_recording(self.principal, token, recording, "retention", clearance):
+                report.recordings_deleted += 1
 
-    def _shred(self, due: list[tuple[str, list[DueAction]]], report: RetentionReport) -> None:
-        """Shred a page's due subjects: their ``gdpr.retention_applied`` entries first (each naming every
-        schedule that made it due), then the vault's batch shredding."""
+    def _shred(self, due: list[tuple[str, list[DueAction]]], facts: dict[str, SubjectFacts],
+               report: RetentionReport) -> None:
+        """Shred a page's due subjects the erasure decision clears: their ``gdpr.retention_applied`` entries
+        first (each naming every schedule that made it due), then the vault's batch shredding."""
+        clearance = self.erasure.clear_for_retention(facts, [token for token, _ in due])
+        refused = [token for token, _ in due if token not in clearance.subjects]
+        if refused:
+            log.warning("retention_not_cleared", subjects=len(refused))
+        due = [(token, shred) for token, shred in due if token in clearance.subjects]
+        if not due:
+            return
         now = self.clock.now()
         events = [(build_event("gdpr.retention_applied", actor=self.principal.actor, time=now, subject=token,
                                payload=_payload("shred_subject", ",".join(a.schedule for a in shred),
@@ -148,7 +168,7 @@ class RetentionJob:
                                                 max(a.since for a in shred))), None)
                   for token, shred in due]
         self.audit.append_many(events)
-        reports = self.vault.shred_many(self.principal, [token for token, _ in due])
+        reports = self.vault.shred_many(self.principal, [token for token, _ in due], clearance)
         report.shredded += sum(not r.already_shredded for r in reports)
 
     def _facts(self, tokens: list[str]) -> dict[str, SubjectFacts]:

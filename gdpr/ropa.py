@@ -4,8 +4,8 @@ The record is never maintained by hand: :func:`build_record` reads the field cat
 (``policies/fields.yaml``), the purposes (``policies/authorisation.yaml``) and the
 retention schedules (``policies/retention.yaml``), validates each with the model its own
 loader uses, and adds what the code itself fixes: the legal bases
-(:data:`gdpr.export.LEGAL_BASES`), the categories of recipients
-(:data:`gdpr.service.RECIPIENTS`), the kinds of data subjects the vault holds
+(:data:`gdpr.legal_texts.LEGAL_BASES`), the categories of recipients
+(:data:`gdpr.legal_texts.RECIPIENTS`), the kinds of data subjects the vault holds
 (:data:`vault.models.SUBJECT_KINDS`) and the security measures Tarcza applies (Art. 32).
 The controller's details are the caller's: they are a firm's data, not a data subject's.
 
@@ -39,7 +39,7 @@ from pydantic import ValidationError
 
 from audit.events import format_time
 from core.errors import ConfigurationError, InvalidInputError
-from gdpr.export import LEGAL_BASES
+from gdpr.legal_texts import LEGAL_BASES, RECIPIENTS
 from gdpr.retention import (
     ACCOUNTING_RETENTION_YEARS,
     DEFAULT_RETENTION_PATH,
@@ -48,7 +48,6 @@ from gdpr.retention import (
     RetentionPolicyError,
     retention_from_yaml,
 )
-from gdpr.service import RECIPIENTS
 from policies.engine import PARAMETERS_FILE, POLICY_DIR, AuthorisationParameters
 from policies.yamlfile import read_policy_text
 from vault.fields import DEFAULT_CATALOGUE_PATH, FieldCatalogue, catalogue_from_yaml
@@ -115,7 +114,7 @@ DATA_CATEGORY_DESCRIPTIONS: Final[Mapping[str, _Text]] = {
         "historia kontaktów: kanał, kierunek, czas, wynik, pracownik oraz decyzje reguł kontaktu"),
 }
 
-#: Polish texts of the categories of recipients (gdpr/service.py RECIPIENTS, in English).
+#: Polish texts of the categories of recipients (gdpr/legal_texts.py RECIPIENTS, in English).
 RECIPIENTS_PL: Final[Mapping[str, str]] = {
     "the creditor who assigned the receivable, for its settlement":
         "wierzyciel, który przelał (zbył) wierzytelność, w celu jej rozliczenia",
@@ -356,8 +355,8 @@ def _purposes(descriptions: Mapping[str, str]) -> tuple[PurposeEntry, ...]:
     for purpose, description in descriptions.items():
         basis = LEGAL_BASES.get(purpose)
         if basis is None:
-            raise ConfigurationError(f"no legal basis is defined for purpose {purpose!r} (gdpr.export.LEGAL_BASES)",
-                                     purpose=purpose)
+            raise ConfigurationError(
+                f"no legal basis is defined for purpose {purpose!r} (gdpr.legal_texts.LEGAL_BASES)", purpose=purpose)
         out.append(PurposeEntry(purpose, description, _PURPOSES_PL.get(purpose, basis.purpose_pl), basis.en, basis.pl))
     return tuple(out)
 

@@ -9,24 +9,25 @@ two months, with a reason, within the first month. Nothing is done for an unveri
 request. Every step is a ``gdpr.*`` entry of the audit log, appended before the step
 takes effect (the vault's rule: the entry first, then the effect).
 
-Erasure (Art. 17) is decided by :func:`gdpr.retention.erasure_assessment` from the
-subject's debts (an open claim that is not time-barred; the accounting duty after it is
-settled or time-barred) and legal holds: if anything still needs the data, erasure is
-refused with the reasons and the date from which it becomes possible, and, if the subject
-asked for it, restricted instead (Art. 18(1)(c)); otherwise the subject is crypto-shredded
-(:meth:`vault.service.VaultService.shred`: keys, blind indexes and recordings) and a
-tombstone entry with the token alone closes the request.
+Erasure (Art. 17) is the one erasure decision's (:mod:`gdpr.erasure`, ADR 0015): a fresh
+second factor, then :func:`gdpr.retention.erasure_assessment` of the subject's debts (an open
+claim that is not time-barred; the accounting duty after it is settled or time-barred) and
+legal holds: if anything still needs the data, erasure is refused with the reasons and the date
+from which it becomes possible, and, if the subject asked for it, restricted instead
+(Art. 18(1)(c)), unless the DPO overrides it (justified, logged, reviewed); otherwise the
+subject is crypto-shredded (keys, blind indexes and recordings) and a tombstone entry with the
+token alone closes the request. The identity verification records its method, a reference to
+the evidence and who verified it. An export is the officer's reveal (:mod:`gdpr.exporting`,
+ADR 0014).
 
 Services never commit; each step runs its own short transactions.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
-import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -34,53 +35,31 @@ from typing import Any, Final
 
 from sqlalchemy import Engine
 
-from audit.events import ActorKind, GdprPayload, format_time
-from audit.export import export_log
-from audit.repository import EntryFilter
+from audit.events import GdprPayload, format_time
 from audit.service import AuditLog
 from contacts.common import aware, iso_date
-from contacts.limitation import ClaimKind
 from contacts.service import ContactService
 from core.clock import SYSTEM_CLOCK, Clock
 from core.db import read_connection, write_connection
 from core.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
-from core.logging import clear_of_pii_patterns, get_logger
+from core.logging import clear_of_pii_patterns, get_logger, mask_text
 from gdpr import repository
+from gdpr.archive import ArchiveSummary
 from gdpr.deadlines import can_extend, extended_deadline, response_deadline
-from gdpr.export import (
-    ArchiveSummary,
-    ErasureInfo,
-    ExportContact,
-    ExportContents,
-    ExportDebt,
-    ExportRecording,
-    ExportRetention,
-    build_archive,
-    purposes_from_policy,
-    redact_third_parties,
-)
+from gdpr.erasure import ErasureDecision, Override, assessment_json
+from gdpr.exporting import SubjectExporter
 from gdpr.models import REQUEST_KINDS
-from gdpr.retention import DebtFacts, ErasureAssessment, HoldFacts, erasure_assessment, load_retention
+from gdpr.retention import ErasureAssessment
 from identity.principal import Principal
 from policies.authorizer import Authorizer, Resource
 from vault.service import VaultService
 
-__all__ = ["GdprService", "RequestNotFoundError", "RequestStateError"]
+__all__ = ["GdprService", "RequestNotFoundError", "RequestStateError", "assessment_json"]
 
 log = get_logger(__name__)
 
 ACTION: Final = "gdpr.manage"
-EXPORTER: Final = Principal(id="gdpr-exporter", kind=ActorKind.SYSTEM)
-"""Tarcza's own principal that opens a subject's data for their export (the request was decided already)."""
-EXPORT_PURPOSE: Final = "gdpr_request"
-CONTACT_TYPES: Final = frozenset({"contact.attempted", "contact.completed", "contact.received", "contact.visit"})
-RECIPIENTS: Final = (
-    "the creditor who assigned the receivable, for its settlement",
-    "courts, bailiffs (komornik) and lawyers, where the claim is pursued in proceedings",
-    "postal, telecommunication and e-mail service providers delivering letters and messages",
-    "IT service providers hosting the firm's systems, under data processing agreements",
-)
-"""Categories of recipients (GDPR Art. 15(1)(c)); the firm adjusts them to its own processors."""
+_REFERENCE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/\-]{0,99}")
 CHANNELS: Final = ("email", "letter", "portal", "phone", "in_person", "epuap")
 VERIFICATION_METHODS: Final = ("id_document", "known_contact", "bank_transfer", "qualified_signature",
                                "trusted_profile", "video_call", "in_person")
@@ -119,16 +98,12 @@ class ErasureOutcome:
     assessment: ErasureAssessment
     restricted: bool = False
     tombstone_index: int | None = None
+    overridden: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"request_id": self.request_id, "erased": self.erased, "restricted": self.restricted,
-                "tombstone_index": self.tombstone_index, **assessment_json(self.assessment)}
-
-
-def assessment_json(assessment: ErasureAssessment) -> dict[str, Any]:
-    return {"allowed": assessment.allowed, "possible_from": iso_date(assessment.possible_from),
-            "reasons": [{"rule": r.rule, "ref": r.ref, "until": iso_date(r.until), "detail": r.detail}
-                        for r in assessment.reasons]}
+                "tombstone_index": self.tombstone_index, "overridden": list(self.overridden),
+                **assessment_json(self.assessment)}
 
 
 class GdprService:
@@ -142,6 +117,8 @@ class GdprService:
         self.audit = audit
         self.authorizer = authorizer
         self.clock = clock
+        self.erasure = ErasureDecision(vault, contacts, clock)
+        self.exporter = SubjectExporter(vault, contacts, audit, authorizer, clock)
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -164,7 +141,8 @@ class GdprService:
                   reason=f"channel:{channel}")
         row = {"id": request_id, "subject_token": subject, "kind": kind, "channel": channel,
                "received_on": received_on, "due_on": due, "extended_months": 0, "extension_reason": None,
-               "status": "received", "verification_method": None, "verified_at": None, "verified_by": None,
+               "status": "received", "verification_method": None, "verification_reference": None,
+               "verified_at": None, "verified_by": None,
                "outcome": None, "created_by": principal.actor.id, "created_at": now, "updated_at": now,
                "closed_at": None}
         with write_connection(self.engine) as conn:
@@ -205,19 +183,26 @@ class GdprService:
         next_cursor = f"{rows[-1]['due_on'].isoformat()}|{rows[-1]['id']}" if more and rows else None
         return [self._json(r) for r in rows], next_cursor
 
-    def verify_identity(self, principal: Principal, request_id: str, method: str) -> dict[str, Any]:
-        """Record that the requester's identity was verified, and how (the document itself is not stored)."""
+    def verify_identity(self, principal: Principal, request_id: str, method: str,
+                        reference: str | None = None) -> dict[str, Any]:
+        """Record that the requester's identity was verified: how (``method``), the evidence (``reference``, a
+        reference to the firm's file, never the document's own number) and who verified it."""
         if method not in VERIFICATION_METHODS:
             raise InvalidInputError(f"method must be one of {', '.join(VERIFICATION_METHODS)}")
+        if reference is not None and (not isinstance(reference, str) or not _REFERENCE.fullmatch(reference)
+                                      or mask_text(reference) != reference):
+            raise InvalidInputError("reference must name the evidence in the firm's files (letters, digits, "
+                                    ". _ : / -), never personal data such as the document's number")
         row = self._row(request_id)
         self._require(principal)
         if row["status"] != "received":
             raise RequestStateError(f"the request is {row['status']}; only a received request is verified")
         now = self.clock.now()
         self._log("gdpr.identity_verified", principal, row["subject_token"], request_id, row["kind"],
-                  status="verified", reason=f"method:{method}")
+                  status="verified", reason=f"method:{method}" + (f";reference:{reference}" if reference else ""))
         self._update(request_id, ("received",), {"status": "verified", "verification_method": method,
-                                                 "verified_at": now, "verified_by": principal.actor.id})
+                                                 "verification_reference": reference, "verified_at": now,
+                                                 "verified_by": principal.actor.id})
         return self._json(self._row(request_id))
 
     def extend(self, principal: Principal, request_id: str, months: int, reason: str) -> dict[str, Any]:
@@ -263,31 +248,32 @@ class GdprService:
         """What would an erasure of the subject come to today: allowed, or refused with reasons and a date."""
         self.vault.subject_status(subject)
         self._require(principal)
-        return self._assessment(subject)
+        return self.erasure.assess(subject)
 
-    def erase(self, principal: Principal, request_id: str, *, restrict_if_refused: bool = False) -> ErasureOutcome:
-        """Execute a verified erasure request: shred the subject, or refuse with the reasons (and restrict)."""
+    def erase(self, principal: Principal, request_id: str, *, restrict_if_refused: bool = False,
+              override: Override | None = None) -> ErasureOutcome:
+        """Execute a verified erasure request through the one erasure decision (:mod:`gdpr.erasure`): shred
+        the subject, or refuse with the reasons (and restrict); ``override`` is the DPO's named action."""
         row = self._verified(principal, request_id, kind="erasure")
         subject = row["subject_token"]
-        assessment = self._assessment(subject)
-        if not assessment.allowed:
+        outcome = self.erasure.erase(principal, subject, request_id=request_id, override=override)
+        assessment = outcome.assessment
+        if not outcome.erased:
             until = assessment.possible_from
-            self._log("gdpr.erasure_refused", principal, subject, request_id, "erasure", status="refused",
-                      due=until, reason=",".join(sorted({r.rule for r in assessment.reasons})))
             restricted = False
             if restrict_if_refused:
                 self.contacts.subject_rules.set_restriction(principal, subject, True, request_id=request_id,
                                                             reason="erasure refused for legal claims")
                 restricted = True
-            outcome = "refused:" + ",".join(sorted({r.rule for r in assessment.reasons}))
+            closing = "refused:" + ",".join(sorted({r.rule for r in assessment.reasons}))
             if until is not None:
-                outcome += f";possible_from:{until.isoformat()}"
-            self._close(principal, row, "refused", outcome + (";restricted" if restricted else ""))
+                closing += f";possible_from:{until.isoformat()}"
+            self._close(principal, row, "refused", closing + (";restricted" if restricted else ""))
             return ErasureOutcome(request_id, False, assessment, restricted)
-        self.vault.shred(principal, subject)
         receipt = self._log("gdpr.erasure_performed", principal, subject, request_id, "erasure", status="erased")
-        self._close(principal, row, "completed", f"erased:tombstone_index:i{receipt}")
-        return ErasureOutcome(request_id, True, assessment, tombstone_index=receipt)
+        closing = f"erased:tombstone_index:i{receipt}" + (";override" if outcome.overridden else "")
+        self._close(principal, row, "completed", closing)
+        return ErasureOutcome(request_id, True, assessment, tombstone_index=receipt, overridden=outcome.overridden)
 
     def restrict(self, principal: Principal, request_id: str, *, lift: bool = False,
                  subject_informed: bool = False) -> dict[str, Any]:
@@ -322,88 +308,23 @@ class GdprService:
         self._close(principal, row, "completed", f"rectified:{field}")
         return self._json(self._row(request_id))
 
-    def export(self, principal: Principal, request_id: str, out: Path, *,
-               include_recordings: bool = False) -> ArchiveSummary:
+    def export(self, principal: Principal, request_id: str, out: Path, *, include_recordings: bool = False,
+               justification: str | None = None) -> ArchiveSummary:
         """Answer a verified access or portability request with the subject's archive at ``out``; close it.
 
-        The data is opened by Tarcza's own exporter (:data:`EXPORTER`, purpose ``gdpr_request``):
-        its reveals are in the log as every reveal is, before anything is decrypted. Notes are
-        given as written, except other people's data in them (``[redacted: PESEL]``). The log
-        part is an export of every entry about the subject up to a checkpoint issued now.
+        The archive is the officer's reveal (:class:`gdpr.exporting.SubjectExporter`, ADR 0014); a refusal
+        leaves the request open and nothing written.
         """
         row = self._verified(principal, request_id)
         if row["kind"] not in ("access", "portability"):
             raise RequestStateError(f"an archive answers an access or portability request, not {row['kind']}")
         subject = row["subject_token"]
-        self.audit.issue_checkpoint()  # the archive's log part is covered by a checkpoint that includes everything
-        contents = self._gather(subject, request_id, include_recordings)
-        with tempfile.TemporaryDirectory(prefix="tarcza-export-log-") as work:
-            log_dir = Path(work) / "log"
-            export_log(self.audit, log_dir, EntryFilter(subject=subject))
-            summary = build_archive(contents, log_dir, out, include_recordings=include_recordings,
-                                    signer=self.audit.signer)
+        summary = self.exporter.build(principal, subject, request_id, out, include_recordings=include_recordings,
+                                      justification=justification)
         self._log("gdpr.export_created", principal, subject, request_id, row["kind"], status="exported",
                   reason=f"sha256:{summary.sha256}")
         self._close(principal, row, "completed", f"exported:sha256:{summary.sha256[:16]}")
         return summary
-
-    def _gather(self, subject: str, request_id: str, include_recordings: bool) -> ExportContents:
-        """Everything about the subject, for the archive (see :meth:`export`)."""
-        status = self.vault.subject_status(subject)
-        entries = self.audit.query(EntryFilter(subject=subject), limit=100_000).items
-        kind = next((e.event["payload"].get("subject_kind") for e in entries
-                     if e.event["type"] == "vault.subject_created"), "debtor")
-        fields: dict[str, list[str]] = {}
-        notes: dict[int, str] = {}
-        if status == "active":
-            fields = self.vault.reveal(EXPORTER, subject, list(self.vault.catalogue.names()), EXPORT_PURPOSE)
-            sealed = [(e.index, "note", e.event["payload"].get("notes_original") or e.event["payload"]["notes"])
-                      for e in entries if e.event["type"] in CONTACT_TYPES and "notes" in e.event["payload"]]
-            if sealed:
-                opened = self.vault.open_event_values(EXPORTER, subject, [(f, _unb64(b)) for _, f, b in sealed],
-                                                      EXPORT_PURPOSE, full=True)
-                detector = self.contacts.detector()
-                notes = {index: redact_third_parties(text, fields, detector)
-                         for (index, _, _), text in zip(sealed, opened, strict=True)}
-        contacts = [_export_contact(e.index, e.event, notes.get(e.index)) for e in entries
-                    if e.event["type"] in CONTACT_TYPES or e.event["type"] == "contact.blocked"]
-        recordings = [self._export_recording(subject, e.index, e.event, include_recordings and status == "active")
-                      for e in entries if e.event["type"] == "recording.stored"]
-        debts = [ExportDebt(id=d.id, creditor=d.creditor, assigned_on=d.assigned_on, kind=d.kind,
-                            consumer=d.consumer, amount_minor=d.amount_minor, currency=d.currency,
-                            due_date=d.due_date, status=d.status, time_barred_on=d.time_barred_on,
-                            judgment_date=d.judgment_date, settled_on=d.settled_on)
-                 for d in self.contacts.debts.of_subject(subject)]
-        retention = [ExportRetention(data_category=name, period=schedule.rule, basis=schedule.basis)
-                     for name, schedule in load_retention().schedules.items()]
-        purposes = purposes_from_policy(self._purpose_descriptions())
-        tombstone = next((e for e in entries if e.event["type"] == "gdpr.erasure_performed"), None)
-        shredded = next((e for e in entries if e.event["type"] == "vault.subject_shredded"), None)
-        erasure = None if shredded is None else ErasureInfo(
-            erased_at=_parse_time(shredded.event["time"]), tombstone_log_index=tombstone.index if tombstone else None)
-        return ExportContents(
-            subject=subject, subject_kind="third_party" if kind == "third_party" else "debtor",
-            status="shredded" if status == "shredded" else "active", generated_at=self.clock.now(),
-            shredded_at=erasure.erased_at if erasure else None, request_id=request_id, fields=fields,
-            contacts=contacts, recordings=recordings, debts=debts, purposes=purposes, recipients=RECIPIENTS,
-            retention=retention, erasure=erasure)
-
-    def _export_recording(self, subject: str, index: int, event: dict[str, Any], include: bool) -> ExportRecording:
-        payload = event["payload"]
-        recording_id = payload["recording_id"]
-
-        def opener() -> Iterable[bytes]:
-            return self.vault.read_recording(EXPORTER, subject, recording_id, EXPORT_PURPOSE)
-
-        return ExportRecording(recording_id=recording_id, sha256=payload["sha256"], size=payload["size"],
-                               created_at=_parse_time(event["time"]), media_type=payload.get("media_type"),
-                               duration_ms=payload.get("duration_ms"), log_index=index,
-                               open=opener if include else None)
-
-    def _purpose_descriptions(self) -> dict[str, str]:
-        parameters = getattr(self.authorizer, "parameters", None)
-        purposes = getattr(parameters, "purposes", None)
-        return dict(purposes) if purposes else {"debt_collection": "collecting a debt from the subject"}
 
     # -- legal holds ---------------------------------------------------------------------------
 
@@ -453,16 +374,6 @@ class GdprService:
             return [_hold_json(r) for r in repository.active_holds(conn, limit)]
 
     # -- helpers -------------------------------------------------------------------------------
-
-    def _assessment(self, subject: str) -> ErasureAssessment:
-        with read_connection(self.engine) as conn:
-            hold_rows = repository.holds_of(conn, subject, active_only=True)
-        debts = [DebtFacts(id=d.id, kind=ClaimKind(d.kind), consumer=d.consumer, due_date=d.due_date,
-                           judgment_date=d.judgment_date, status=d.status, settled_on=d.settled_on)
-                 for d in self.contacts.debts.of_subject(subject)]
-        holds = [HoldFacts(id=h["id"], reason=h["reason"], starts_on=h["starts_on"], ends_on=h["ends_on"])
-                 for h in hold_rows]
-        return erasure_assessment(debts, holds, self._today())
 
     def _verified(self, principal: Principal, request_id: str, kind: str | None = None) -> dict[str, Any]:
         row = self._row(request_id)
@@ -520,33 +431,12 @@ class GdprService:
             "extension_reason": row["extension_reason"], "overdue": is_open and today > due,
             "days_left": (due - today).days if is_open else None,
             "verification": None if row["verified_at"] is None else {
-                "method": row["verification_method"], "at": format_time(aware(row["verified_at"])),
-                "by": row["verified_by"]},
+                "method": row["verification_method"], "reference": row.get("verification_reference"),
+                "at": format_time(aware(row["verified_at"])), "by": row["verified_by"]},
             "outcome": row["outcome"], "created_by": row["created_by"],
             "created_at": format_time(aware(row["created_at"])),
             "closed_at": format_time(aware(row["closed_at"])) if row["closed_at"] else None,
         }
-
-
-def _export_contact(index: int, event: dict[str, Any], note: str | None) -> ExportContact:
-    payload = event["payload"]
-    blocked = event["type"] == "contact.blocked"
-    return ExportContact(
-        log_index=index, event_id=event["id"], event_type=event["type"],
-        time=_parse_time(payload.get("planned_at" if blocked else "started_at") or event["time"]),
-        channel=payload["channel"], direction=payload.get("direction"), outcome=payload.get("outcome"),
-        agent_id=payload.get("agent_id"), debt_id=payload.get("debt_id"), case_id=payload.get("case_id"), note=note,
-        decision=f"blocked: {payload.get('rule')}" if blocked else "allowed",
-        flags=tuple(payload.get("rules", []) if blocked else payload.get("policy_flags", [])),
-        recording_id=payload.get("recording_id"))
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _midnight(day: date | None) -> datetime | None:

@@ -27,6 +27,8 @@ ACTIONS: dict[str, ActionInfo] = {
     "audit.append": ActionInfo("system", "audit:append", "append an operator note to the audit log"),
     "audit.export": ActionInfo("any", "audit:export", "export a range of the audit log"),
     "gdpr.manage": ActionInfo("any", "gdpr:manage", "handle data subject requests, holds and retention"),
+    "gdpr.erase": ActionInfo("any", "gdpr:manage", "erase (crypto-shred) where the erasure decision allows it"),
+    "gdpr.erase_override": ActionInfo("any", None, "erase against the erasure decision: the DPO, justified, reviewed"),
     "keys.rotate": ActionInfo("system", "keys:rotate", "rotate key-encryption keys"),
     "identity.read": ActionInfo("system", None, "list users and API clients"),
     "identity.manage": ActionInfo("system", None, "create, disable and reset users; create, rotate, revoke clients"),
@@ -41,7 +43,7 @@ ALIASES: dict[str, str] = {
     "search": "subject.read_masked",
     "store_recording": "contact.record",
     "play_recording": "subject.reveal",
-    "shred": "gdpr.manage",
+    "shred": "gdpr.erase",
 }
 """The names vault/service.py (``Action``) asks about, and the action each one is decided as."""
 

@@ -34,6 +34,7 @@ class Decision:
     rule: str  # the kind of rule that decided
     reason: str = ""  # short, data-free explanation
     break_glass: bool = False
+    review: bool = False  # the access waits for review: break-glass, or a reviewed purpose (legal_claim)
 
 
 class Authorizer(Protocol):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,13 +25,13 @@ from typing import Any
 
 import cedarpy
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from audit.events import ActorKind, PolicyLoadedPayload
 from audit.service import AuditLog
 from core.errors import ConfigurationError
 from core.logging import get_logger
-from identity.principal import SYSTEM, Principal
+from identity.principal import SYSTEM, Principal, Role
 from policies.actions import SUBJECT_RESOURCE_KINDS, canonical_action
 from policies.authorizer import Decision, Resource
 
@@ -54,10 +54,28 @@ class AuthorisationParameters(BaseModel):
     second_factor_max_age_minutes: int = Field(10, ge=1, le=24 * 60)
     break_glass_min_justification: int = Field(20, ge=1, le=2000)
     purposes: dict[str, str] = Field(min_length=1)
+    role_purposes: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    reviewed_purposes: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _purposes_are_known(self) -> AuthorisationParameters:
+        roles = {role.value for role in Role}
+        unknown_roles = sorted(set(self.role_purposes) - roles)
+        if unknown_roles:
+            raise ValueError(f"role_purposes names unknown role(s) {unknown_roles}")
+        named = {p for purposes in self.role_purposes.values() for p in purposes} | set(self.reviewed_purposes)
+        unknown = sorted(named - set(self.purposes))
+        if unknown:
+            raise ValueError(f"role_purposes or reviewed_purposes name purpose(s) not in purposes: {unknown}")
+        return self
 
     @property
     def second_factor_max_age(self) -> timedelta:
         return timedelta(minutes=self.second_factor_max_age_minutes)
+
+    def purposes_of(self, roles: Iterable[str]) -> frozenset[str]:
+        """The purposes a person with ``roles`` may state: those of any of them."""
+        return frozenset(p for role in roles for p in self.role_purposes.get(role, ()))
 
 
 @dataclass(frozen=True)
@@ -193,6 +211,7 @@ class CedarAuthorizer:
         self.parameters = bundle.parameters
         self._max_age = int(bundle.parameters.second_factor_max_age.total_seconds())
         self._purposes = frozenset(bundle.parameters.purposes)
+        self._reviewed = frozenset(bundle.parameters.reviewed_purposes)
 
     @classmethod
     def load(cls, directory: Path | None = None, *, audit: AuditLog | None = None) -> CedarAuthorizer:
@@ -208,13 +227,29 @@ class CedarAuthorizer:
     def purposes(self) -> frozenset[str]:
         return self._purposes
 
+    @property
+    def reviewed_purposes(self) -> frozenset[str]:
+        """Purposes whose accesses need a justification and land in the review queue (authorisation.yaml)."""
+        return self._reviewed
+
+    def purposes_for(self, principal: Principal) -> frozenset[str]:
+        """The purposes ``principal`` may state: its roles' (people), its allowed ones (clients), any (Tarcza)."""
+        if principal.kind is ActorKind.USER:
+            return self.parameters.purposes_of(r.value for r in principal.roles)
+        if principal.kind is ActorKind.CLIENT:
+            limited = principal.allowed_purposes
+            allowed = self._purposes if limited is None else self._purposes & limited
+            return allowed - self._reviewed
+        return self._purposes
+
     # -- building the request -------------------------------------------------------------------
 
     def _principal(self, principal: Principal) -> tuple[dict[str, str], list[dict[str, Any]]]:
         if principal.kind is ActorKind.USER:
             uid = _uid("User", principal.id)
             roles = sorted(r.value for r in principal.roles)
-            entity = {"uid": uid, "attrs": {"assigned_cases": sorted(principal.assigned_cases)},
+            entity = {"uid": uid, "attrs": {"assigned_cases": sorted(principal.assigned_cases),
+                                            "purposes": sorted(self.parameters.purposes_of(roles))},
                       "parents": [_uid("Role", r) for r in roles]}
             return uid, [entity, *({"uid": _uid("Role", r), "attrs": {}, "parents": []} for r in roles)]
         if principal.kind is ActorKind.CLIENT:
@@ -243,6 +278,7 @@ class CedarAuthorizer:
         return {
             "purpose": purpose or "",
             "purpose_known": bool(purpose) and purpose in self._purposes,
+            "purpose_reviewed": bool(purpose) and purpose in self._reviewed,
             "second_factor": verified is not None,
             "second_factor_age": age,
             "second_factor_max_age": self._max_age,
@@ -269,7 +305,7 @@ class CedarAuthorizer:
         request, entities = self.request(principal, canonical, resource, purpose=purpose, now=now,
                                          justification=justification)
         result = cedarpy.is_authorized(request, self.bundle.policy_set, entities, schema=self.bundle.schema)
-        return self._decision(principal, action, resource, result)
+        return self._decision(principal, action, resource, result, purpose)
 
     def decide_many(self, principal: Principal, action: str, resources: Sequence[Resource], *,
                     purpose: str | None, now: datetime, justification: str | None = None) -> list[Decision]:
@@ -308,10 +344,11 @@ class CedarAuthorizer:
                 seen.add((resource_uid["type"], resource_uid["id"]))
                 entities.append(resource_entity)
         results = cedarpy.is_authorized_batch(requests, self.bundle.policy_set, entities, schema=self.bundle.schema)
-        return [self._decision(principal, action, resource, result)
+        return [self._decision(principal, action, resource, result, purpose)
                 for resource, result in zip(resources, results, strict=True)]
 
-    def _decision(self, principal: Principal, action: str, resource: Resource, result: Any) -> Decision:
+    def _decision(self, principal: Principal, action: str, resource: Resource, result: Any,
+                  purpose: str | None) -> Decision:
         if result.diagnostics.errors or result.decision is cedarpy.Decision.NoDecision:
             log.warning("policy_evaluation_error", action=action, resource_kind=resource.kind,
                         errors=len(result.diagnostics.errors))
@@ -320,8 +357,9 @@ class CedarAuthorizer:
         if result.allowed:
             break_glass = all(p.kind == "break_glass" for p in decided)
             first = decided[0] if decided else None
+            flagged = break_glass and bool(decided)
             return Decision(True, first.kind if first else "role", first.reason if first else "",
-                            break_glass=break_glass and bool(decided))
+                            break_glass=flagged, review=flagged or purpose in self._reviewed)
         if decided:
             chosen = min(decided, key=lambda p: (DENIAL_PRIORITY.index(p.kind), p.id))
             return Decision(False, chosen.kind, f"{chosen.id}: {chosen.reason}")

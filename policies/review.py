@@ -1,11 +1,14 @@
-"""Review of break-glass reveals: the ``vault.access`` entries of the audit log flagged ``break_glass``.
+"""Review of accesses that lift a rule: break-glass reveals, reviewed purposes, erasure overrides.
 
-The vault records every reveal in the log before any plaintext leaves it, with
-``break_glass: true`` when the decision came from a break-glass policy (and the sealed
-justification). The DPO or an auditor reviews each one: the verdict is itself an entry of
-the log (``policy.break_glass_reviewed``, naming the reveal's index and leaf hash), so the
-review is as tamper-evident as the reveal, and a reveal without such an entry is awaiting
-review. This module never sees the justification in clear.
+The vault's gate records every reveal in the log before any plaintext leaves it, with
+``break_glass: true`` when the decision came from a break-glass policy and ``review: true``
+when it waits for review for another reason (a reviewed purpose such as ``legal_claim``), with
+the sealed justification. The DPO's erasure against the erasure decision is a
+``gdpr.erasure_overridden`` entry (:mod:`gdpr.erasure`). The DPO or an auditor reviews each
+one, never its own author: the verdict is itself an entry of the log
+(``policy.break_glass_reviewed``, naming the reviewed entry's index), so the review is as
+tamper-evident as the access, and an access without such an entry is awaiting review. This
+module never sees a justification in clear.
 
 Only this module writes verdicts (the catalogue's author of ``policy.break_glass_reviewed``),
 and a verdict counts only if it is one it wrote (:func:`_written_here`, ADR 0017): it names
@@ -28,6 +31,10 @@ from core.errors import ConflictError, NotFoundError
 PAGE = 500
 
 
+OVERRIDE_TYPE = "gdpr.erasure_overridden"
+REVIEWED_TYPES = ("vault.access", OVERRIDE_TYPE)
+
+
 @dataclass(frozen=True)
 class BreakGlassAccess:
     index: int
@@ -40,12 +47,30 @@ class BreakGlassAccess:
     decision: str | None
     has_justification: bool
     review: Review | None = None
+    kind: str = "break_glass"  # break_glass, reviewed_purpose or erasure_override
+    via: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"index": self.index, "time": self.time, "actor": {"id": self.actor_id, "kind": self.actor_kind},
                 "subject": self.subject, "purpose": self.purpose, "fields": self.fields, "decision": self.decision,
-                "has_justification": self.has_justification,
+                "has_justification": self.has_justification, "kind": self.kind, "via": self.via,
                 "review": None if self.review is None else self.review.to_json()}
+
+
+class OwnReviewError(ConflictError):
+    code = "break-glass-own-review"
+
+
+def flagged_kind(event: dict[str, Any]) -> str | None:
+    """Why an entry waits for review (``break_glass``, ``reviewed_purpose``, ``erasure_override``), or None."""
+    payload = event.get("payload", {})
+    if event.get("type") == OVERRIDE_TYPE:
+        return "erasure_override"
+    if event.get("type") != "vault.access":
+        return None
+    if payload.get("break_glass") is True:
+        return "break_glass"
+    return "reviewed_purpose" if payload.get("review") is True else None
 
 
 @dataclass(frozen=True)
@@ -108,9 +133,10 @@ def review_break_glass(audit: AuditLog, actor: Actor, index: int, verdict: str) 
         entry = audit.get(index) if index >= 0 else None
     except NotFoundError:
         entry = None
-    payload = entry.event.get("payload", {}) if entry is not None else {}
-    if entry is None or entry.event.get("type") != "vault.access" or payload.get("break_glass") is not True:
+    if entry is None or flagged_kind(entry.event) is None:
         raise BreakGlassNotFoundError("no break-glass reveal is at this log index")
+    if entry.event.get("actor", {}).get("id") == actor.id:
+        raise OwnReviewError("an access is reviewed by someone else than its author", index=index)
     if _review_of(reviews(audit), index, entry.leaf_hash) is not None:
         raise AlreadyReviewedError("this break-glass reveal was reviewed already", index=index)
     return audit.record("policy.break_glass_reviewed", actor=actor, subject=entry.event.get("subject"),
@@ -120,23 +146,36 @@ def review_break_glass(audit: AuditLog, actor: Actor, index: int, verdict: str) 
 def list_break_glass(audit: AuditLog, *, since: datetime | None = None, until: datetime | None = None,
                      start: int | None = None, limit: int = 1000,
                      awaiting_only: bool = False) -> list[BreakGlassAccess]:
-    """Break-glass accesses in log order (oldest first), from log index ``start``, at most ``limit``,
-    each with its review if it has one (``awaiting_only``: only those without)."""
+    """Accesses waiting for review or reviewed (break-glass, reviewed purposes, erasure overrides) in log order
+    (oldest first), from log index ``start``, at most ``limit``, each with its review if it has one
+    (``awaiting_only``: only those without)."""
     done = reviews(audit)
     out: list[BreakGlassAccess] = []
+    for event_type in REVIEWED_TYPES:
+        out += _flagged(audit, EntryFilter(event_type=event_type, since=since, until=until, start=start), done,
+                        limit, awaiting_only)
+    return sorted(out, key=lambda item: item.index)[:limit]
+
+
+def _flagged(audit: AuditLog, flt: EntryFilter, done: dict[int, Review], limit: int,
+             awaiting_only: bool) -> list[BreakGlassAccess]:
+    out: list[BreakGlassAccess] = []
     cursor: str | None = None
-    flt = EntryFilter(event_type="vault.access", since=since, until=until, start=start)
     while len(out) < limit:
         page = audit.query(flt, cursor=cursor, limit=PAGE)
         for entry in page.items:
-            payload = entry.event.get("payload", {})
+            kind = flagged_kind(entry.event)
             review = _review_of(done, entry.index, entry.leaf_hash)
-            if payload.get("break_glass") is True and not (awaiting_only and review is not None):
+            if kind is not None and not (awaiting_only and review is not None):
+                payload = entry.event.get("payload", {})
                 actor = entry.event.get("actor", {})
+                override = kind == "erasure_override"
                 out.append(BreakGlassAccess(
                     entry.index, str(entry.event.get("time")), str(actor.get("id")), str(actor.get("kind")),
-                    entry.event.get("subject"), payload.get("purpose"), list(payload.get("fields", [])),
-                    payload.get("decision"), bool(payload.get("justification")), review))
+                    entry.event.get("subject"), "erasure" if override else payload.get("purpose"),
+                    list(payload.get("overridden" if override else "fields", [])),
+                    "override" if override else payload.get("decision"), bool(payload.get("justification")),
+                    review, kind, payload.get("via")))
                 if len(out) >= limit:
                     break
         if page.next_cursor is None:

@@ -454,9 +454,10 @@ class TarczaClient:
         """Register a data subject request; the answer carries its deadline."""
         return self._call(ops.CREATE_GDPR_REQUEST, m.GdprRequest, request=request, idempotency_key=idempotency_key)
 
-    def verify_gdpr_request(self, request_id: str, method: str) -> m.GdprRequest:
-        """Record how the requester's identity was verified (e.g. ``id_document``); needed before an export."""
-        verification = m.GdprVerification.model_validate({"method": method})
+    def verify_gdpr_request(self, request_id: str, method: str, reference: str | None = None) -> m.GdprRequest:
+        """Record how the requester's identity was verified (e.g. ``id_document``) and, with ``reference``, where the
+        evidence is in the firm's files; needed before an export."""
+        verification = m.GdprVerification.model_validate({"method": method, "reference": reference})
         return self._call(ops.VERIFY_GDPR_REQUEST, m.GdprRequest, path={"request_id": request_id},
                           request=verification)
 

@@ -144,6 +144,7 @@ class GdprVerification(RequestModel):
 
     method: Literal["id_document", "known_contact", "bank_transfer", "qualified_signature", "trusted_profile",
                     "video_call", "in_person"]
+    reference: str | None = None  # where the evidence is in the firm's files, never the document's own number
 
 
 # -- answers ------------------------------------------------------------------------------------------

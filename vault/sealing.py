@@ -1,4 +1,5 @@
-"""From caller values to stored rows and back: validate, normalise, seal, blind-index, open.
+"""From caller values to stored rows: validate, normalise, seal, blind-index. Opening is the gate's
+(:mod:`vault.access`), never this module's.
 
 Pure apart from the randomness of sealing: no I/O, no clock (times are passed in).
 Invariants:
@@ -9,7 +10,6 @@ Invariants:
 - a field that is not ``multi`` in the catalogue holds exactly one value;
 - an envelope is sealed for ``(subject, field)`` under the subject's data key, so it opens
   nowhere else; a blind index is computed only for catalogue fields marked searchable;
-- anything that fails to open or decode raises the opaque :class:`VaultDecryptError`.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from datetime import datetime
 from typing import Final
 
 from vault.blind_index import BlindIndexer
-from vault.envelope import open_fields, seal_fields
-from vault.errors import InvalidFieldValueError, VaultDecryptError
+from vault.envelope import seal_fields
+from vault.errors import InvalidFieldValueError
 from vault.fields import FieldCatalogue
-from vault.repository import FieldRow, FieldRowValues
+from vault.repository import FieldRowValues
 from vault.validators import normalise
 
 __all__ = ["MAX_VALUES_PER_FIELD", "FieldSealer", "FieldValues"]
@@ -38,7 +38,7 @@ FieldValues = Mapping[str, str | Sequence[str]]
 
 
 class FieldSealer:
-    """Validates, seals and opens field values for one catalogue and one blind-index key."""
+    """Validates and seals field values for one catalogue and one blind-index key."""
 
     def __init__(self, catalogue: FieldCatalogue, indexer: BlindIndexer) -> None:
         self.catalogue = catalogue
@@ -92,18 +92,6 @@ class FieldSealer:
                 index = indexer.compute_canonical(name, spec.kind, value) if spec.blind_index else None
                 rows.append((subject, name, seq, next(envelopes), index, created, now))
         return rows
-
-    def open(self, subject: str, data_key: bytes, rows: Sequence[FieldRow]) -> dict[str, list[str]]:
-        """The plaintext values of ``rows`` by field; VaultDecryptError if any does not open."""
-        out: dict[str, list[str]] = {}
-        plain = open_fields(data_key, [(row.field, row.envelope) for row in rows], subject=subject)
-        for row, value in zip(rows, plain, strict=True):
-            try:
-                text = value.decode("utf-8")
-            except UnicodeDecodeError:
-                raise VaultDecryptError() from None
-            out.setdefault(row.field, []).append(text)
-        return out
 
     def blind_index(self, field: str, value: str) -> bytes:
         """The blind index of a raw search value; ``not-searchable`` for fields without one."""

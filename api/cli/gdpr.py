@@ -23,7 +23,7 @@ import typer
 from rich.table import Table
 
 from api.cli.common import console
-from api.cli.vault import ApiSession, JsonOpt, ServerOpt
+from api.cli.vault import ApiSession, CodeOpt, JsonOpt, ServerOpt
 
 app = typer.Typer(no_args_is_help=True, help="GDPR toolkit: data subject requests with their deadlines, erasure, "
                   "restriction, objection, rectification, exports, legal holds (through a running server).")
@@ -109,10 +109,12 @@ def request_show(request_id: RequestArg, as_json: JsonOpt = False, server: Serve
 def request_verify(request_id: RequestArg,
                    method: Annotated[str, typer.Option(help="id_document, known_contact, bank_transfer, "
                                                        "qualified_signature, trusted_profile, video_call, in_person.")],
+                   reference: Annotated[str | None, typer.Option(help="Where the evidence is in the firm's files "
+                                                                 "(never the document's own number).")] = None,
                    server: ServerOpt = None) -> None:
-    """Record that the requester's identity was verified, and how."""
-    _show(ApiSession.load(server).json("POST", f"/v1/gdpr/requests/{_q(request_id)}/verify",
-                                       body={"method": method}), False)
+    """Record that the requester's identity was verified: how, on what evidence (and, by the server, who)."""
+    body: dict[str, Any] = {"method": method} | ({"reference": reference} if reference else {})
+    _show(ApiSession.load(server).json("POST", f"/v1/gdpr/requests/{_q(request_id)}/verify", body=body), False)
 
 
 @request_app.command("extend")
@@ -143,10 +145,20 @@ def request_refuse(request_id: RequestArg, reason: Annotated[str, typer.Option(h
 @app.command("erase")
 def erase(request_id: RequestArg,
           restrict_if_refused: Annotated[bool, typer.Option(help="Restrict processing if erasure is refused.")]
-          = False, as_json: JsonOpt = False, server: ServerOpt = None) -> None:
-    """Execute a verified erasure request: shreds the subject, or says why not and from when."""
-    result = ApiSession.load(server).json("POST", f"/v1/gdpr/requests/{_q(request_id)}/erase",
-                                          body={"restrict_if_refused": restrict_if_refused})
+          = False,
+          override_justification_stdin: Annotated[bool, typer.Option(
+              "--override-justification-stdin", help="The DPO only: erase although the decision keeps the data; "
+              "the justification is read from stdin, sealed, logged and reviewed.")] = False,
+          code: CodeOpt = None, as_json: JsonOpt = False, server: ServerOpt = None) -> None:
+    """Execute a verified erasure request through the erasure decision: shreds the subject, or says why not and
+    from when (erasing needs a second factor verified in the last 10 minutes: --code steps up first)."""
+    api = ApiSession.load(server)
+    if code:
+        api.step_up(code)
+    body: dict[str, Any] = {"restrict_if_refused": restrict_if_refused}
+    if override_justification_stdin:
+        body["override"] = {"justification": sys.stdin.read().strip()}
+    result = api.json("POST", f"/v1/gdpr/requests/{_q(request_id)}/erase", body=body)
     if as_json:
         _echo(json.dumps(result, indent=2))
         return
@@ -210,14 +222,21 @@ def rectify(request_id: RequestArg, field: Annotated[str, typer.Option(help="The
 @app.command("export")
 def export(request_id: RequestArg, out: Annotated[Path, typer.Option(help="Where to write the archive (.zip).")],
            recordings: Annotated[bool, typer.Option(help="Include the recordings themselves.")] = False,
-           server: ServerOpt = None) -> None:
-    """Produce the subject's archive for an access or portability request (closes the request)."""
+           justification: Annotated[str | None, typer.Option(help="Break-glass justification (compliance "
+                                                             "officers): the export is your reveal.")] = None,
+           code: CodeOpt = None, server: ServerOpt = None) -> None:
+    """Produce the subject's archive for an access or portability request (closes the request).
+
+    The archive is your reveal for the purpose gdpr_request: a second factor verified in the last 10
+    minutes (--code steps up first), and for a compliance officer a break-glass justification."""
     api = ApiSession.load(server)
+    if code:
+        api.step_up(code)
     query = {"recordings": "true" if recordings else "false"}
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    size = 0
-    with os.fdopen(fd, "wb") as sink, api.request("POST", f"/v1/gdpr/requests/{_q(request_id)}/export",
-                                                  query=query, data=None) as response:
+    body = {"justification": justification} if justification else None
+    with api.request("POST", f"/v1/gdpr/requests/{_q(request_id)}/export", query=query, body=body) as response, \
+            os.fdopen(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as sink:
+        size = 0
         while chunk := response.read(64 * 1024):
             sink.write(chunk)
             size += len(chunk)

@@ -397,11 +397,16 @@ def subject_play(
 def subject_shred(
     token: Annotated[str, typer.Argument(help="Subject token (sub_...).")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    code: CodeOpt = None,
     server: ServerOpt = None,
 ) -> None:
-    """Erase a subject for good by destroying its key (crypto-shredding, GDPR Art. 17)."""
+    """Erase a subject for good by destroying its key (crypto-shredding, GDPR Art. 17), if the erasure decision
+    allows it (legal holds, open claims and the accounting duty keep the data: refused with the reasons)."""
     if not yes:
         typer.confirm(f"Shred {token}? Its data can never be read again", abort=True)
-    report = ApiSession.load(server).json("DELETE", _subject_path(token))
+    api = ApiSession.load(server)
+    if code:
+        api.step_up(code)
+    report = api.json("DELETE", _subject_path(token))
     state = "was already shredded" if report["already_shredded"] else "shredded"
     _echo(f"{token} {state}: {len(report['fields'])} field(s), {len(report['recordings'])} recording(s)")

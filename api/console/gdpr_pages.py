@@ -2,7 +2,9 @@
 
 Each is the GDPR toolkit's own operation (``/v1/gdpr/retention/*``, ``/v1/gdpr/ropa``,
 ``/v1/gdpr/breach``) behind the same ``gdpr.manage`` decision. The run is a second,
-confirmed POST after a dry run. The record of processing activities is rendered from its
+confirmed POST after a dry run; it shreds, so it also needs ``gdpr.erase`` (a fresh second
+factor) and each shredding goes through the erasure decision (:mod:`gdpr.erasure`). The
+record of processing activities is rendered from its
 ``tarcza-ropa/v1`` document in the page's language; the bilingual HTML document and the
 JSON are downloads.
 """
@@ -17,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api.console.state import remember_retention, state_of
+from api.console.subjects import step_up_if_needed
 from api.console.web import (
     NO_STORE,
     ConsoleRoute,
@@ -50,7 +53,8 @@ def _retention_page(request: Request, user: ConsoleUser, runtime: Runtime, *, re
     with state_of(runtime).lock:
         cached = state_of(runtime).retention
     return render(request, "retention.html", user=user, status=status, errors=errors or FormErrors(), report=report,
-                  cached=cached, shown=ACTIONS_SHOWN)
+                  cached=cached, shown=ACTIONS_SHOWN, fresh=user.second_factor_fresh(),
+                  fresh_until=user.second_factor_fresh_until())
 
 
 @router.get("/retention", response_class=HTMLResponse)
@@ -69,10 +73,17 @@ def retention_dry_run(request: Request, user: User, form: PostedForm, runtime: R
 
 @router.post("/retention/run", response_class=HTMLResponse)
 def retention_run(request: Request, user: User, form: PostedForm, runtime: RuntimeDep) -> HTMLResponse:
+    """Run the retention schedules: it shreds, so it needs ``gdpr.erase`` (a fresh second factor: a code is
+    asked for when the session's is older); each shredding goes through the erasure decision."""
     _require(user)
+    errors = FormErrors()
     if form.text("confirm") != "1":
-        return _retention_page(request, user, runtime, errors=FormErrors(confirm="retention.confirm_needed"),
-                               status=422)
+        errors["confirm"] = "retention.confirm_needed"
+    stepped = user if errors else step_up_if_needed(request, user, runtime, form.text("code"), errors)
+    if errors:
+        return _retention_page(request, stepped, runtime, errors=errors, status=422)
+    if not stepped.can("gdpr.erase"):
+        raise PermissionDeniedError("gdpr.erase refused", rule="role")
     report = runtime.retention_job().run().to_json()
     remember_retention(runtime, runtime.retention_job().dry_run().to_json(with_actions=False))
     return _retention_page(request, user, runtime, report=report)

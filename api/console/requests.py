@@ -4,8 +4,12 @@ Each step is the GDPR service's (``runtime.gdpr``), the one ``/v1/gdpr/requests/
 with its checks (state, deadline arithmetic, the audit entry first). An erasure is shown
 as a decision first: what :meth:`~gdpr.service.GdprService.assess_erasure` says today,
 with every legal reason that keeps the data and the date erasure becomes possible, and
-only a second, confirmed POST executes it. The archive of an access or portability
-request is produced on POST and downloaded as the answer (it is not kept).
+only a second, confirmed POST executes it, through the one erasure decision
+(:mod:`gdpr.erasure`): a fresh second factor (a code is asked for inline when the session's
+is older), and, for the DPO only, a justified override that waits for review. The archive
+of an access or portability request is the officer's reveal through the vault's gate
+(purpose ``gdpr_request``; a compliance officer by break-glass with a justification; a fresh
+second factor), produced on POST and downloaded as the answer (it is not kept).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.background import BackgroundTask
 
+from api.console.subjects import break_glass_only, page_gate, step_up_if_needed
 from api.console.web import (
     NO_STORE,
     PREFIX,
@@ -36,9 +41,12 @@ from api.deps import RuntimeDep
 from api.runtime import Runtime
 from audit.events import Channel
 from core.errors import ConflictError, InvalidInputError, PermissionDeniedError
+from gdpr.erasure import Override
 from gdpr.models import REQUEST_KINDS
 from gdpr.service import CHANNELS, EXTENSION_REASONS, VERIFICATION_METHODS
+from identity.principal import Role
 from vault.errors import SubjectNotFoundError
+from vault.service import MAX_JUSTIFICATION, Action
 from vault.tokens import SUBJECT_PREFIX, is_token
 
 router = APIRouter(route_class=ConsoleRoute)
@@ -49,6 +57,7 @@ _ID: Final = re.compile(r"^dsr_[A-Za-z0-9_-]{1,36}$")
 _CODE: Final = re.compile(r"^[a-z][a-z0-9_:;.,/-]{0,199}$")
 _PURPOSE: Final = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
 _FIELD: Final = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_REFERENCE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/\-]{0,99}$")
 
 
 def _require(user: ConsoleUser) -> None:
@@ -132,7 +141,9 @@ def detail_page(request: Request, user: ConsoleUser, runtime: Runtime, request_i
     return render(request, "request.html", user=user, status=status, errors=errors or FormErrors(),
                   values=values or {}, item=item, notice=notice, methods=VERIFICATION_METHODS,
                   reasons=EXTENSION_REASONS, purposes=sorted(runtime.authorizer.purposes),
-                  channels=[c.value for c in Channel], fields=runtime.vault.catalogue.names())
+                  channels=[c.value for c in Channel], fields=runtime.vault.catalogue.names(),
+                  fresh=user.second_factor_fresh(), fresh_until=user.second_factor_fresh_until(),
+                  min_justification=runtime.authorizer.parameters.break_glass_min_justification)
 
 
 @router.get("/requests/{request_id}", response_class=HTMLResponse)
@@ -165,8 +176,12 @@ def verify(request: Request, request_id: str, user: User, form: PostedForm, runt
     method = errors.require(form, "method", "form.choose")
     if method and method not in VERIFICATION_METHODS:
         errors["method"] = "form.choose"
+    reference = form.text("reference")
+    if reference and not _REFERENCE.fullmatch(reference):
+        errors["reference"] = "form.id_format"
     return _step(request, user, runtime, _request_id(request_id), errors, {"method": method},
-                 lambda: runtime.gdpr.verify_identity(user.principal, request_id, method), "verified")
+                 lambda: runtime.gdpr.verify_identity(user.principal, request_id, method, reference or None),
+                 "verified")
 
 
 @router.post("/requests/{request_id}/extend", response_class=HTMLResponse)
@@ -266,17 +281,37 @@ def rectify(request: Request, request_id: str, user: User, form: PostedForm, run
 
 @router.post("/requests/{request_id}/export")
 def export(request: Request, request_id: str, user: User, form: PostedForm, runtime: RuntimeDep) -> Response:
-    """Produce the subject's archive (Art. 15, 20) and answer it as a download; the request is closed."""
+    """Produce the subject's archive (Art. 15, 20) and answer it as a download; the request is closed.
+
+    The export is the officer's reveal: a code is asked for when the session's second factor is
+    no longer fresh, a compliance officer gives a break-glass justification, and a refusal by the
+    vault's gate (recorded there) is shown on the request's page.
+    """
     _require(user)
     request_id = _request_id(request_id)
+    page_gate(runtime, user, Action.REVEAL, "", purpose=True, justification=True)
+    errors = FormErrors()
+    justification = form.text("justification")
+    if break_glass_only(user) and len(justification) < runtime.authorizer.parameters.break_glass_min_justification:
+        errors["justification"] = "reveal.justification_short"
+    if len(justification) > MAX_JUSTIFICATION:
+        errors["justification"] = "form.too_long"
+    stepped = user if errors else step_up_if_needed(request, user, runtime, form.text("code"), errors)
+    if errors:
+        return detail_page(request, stepped, runtime, request_id, errors=errors, status=422)
     workdir = Path(tempfile.mkdtemp(prefix="tarcza-console-export-"))
     out = workdir / f"{request_id}.zip"
     try:
-        runtime.gdpr.export(user.principal, request_id, out, include_recordings=form.text("recordings") == "1")
+        runtime.gdpr.export(stepped.principal, request_id, out, include_recordings=form.text("recordings") == "1",
+                            justification=justification or None)
     except ConflictError as exc:
         shutil.rmtree(workdir, ignore_errors=True)
-        return detail_page(request, user, runtime, request_id, errors=FormErrors(form="requests.state"),
+        return detail_page(request, stepped, runtime, request_id, errors=FormErrors(form="requests.state"),
                            values={"conflict": exc.detail}, status=409)
+    except PermissionDeniedError as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
+        return detail_page(request, stepped, runtime, request_id, errors=FormErrors(form="reveal.refused"),
+                           values={"rule": exc.extra.get("rule", "role")}, status=403)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
@@ -293,7 +328,9 @@ def _erasure_page(request: Request, user: ConsoleUser, runtime: Runtime, request
     item = runtime.gdpr.get(user.principal, _request_id(request_id))
     assessment = runtime.gdpr.assess_erasure(user.principal, item["subject"])
     return render(request, "erase.html", user=user, status=status, errors=errors or FormErrors(), item=item,
-                  assessment=assessment, outcome=None)
+                  assessment=assessment, outcome=None, fresh=user.second_factor_fresh(),
+                  fresh_until=user.second_factor_fresh_until(), can_override=user.has_role(Role.DPO),
+                  min_justification=runtime.authorizer.parameters.break_glass_min_justification)
 
 
 @router.get("/requests/{request_id}/erase", response_class=HTMLResponse)
@@ -303,16 +340,27 @@ def erasure_decision(request: Request, request_id: str, user: User, runtime: Run
 
 @router.post("/requests/{request_id}/erase", response_class=HTMLResponse)
 def erase(request: Request, request_id: str, user: User, form: PostedForm, runtime: RuntimeDep) -> HTMLResponse:
+    """Execute an erasure through the erasure decision, after a fresh second factor (a code when needed)."""
     _require(user)
+    errors = FormErrors()
     if form.text("confirm") != "1":
-        return _erasure_page(request, user, runtime, request_id, errors=FormErrors(confirm="erase.confirm_needed"),
-                             status=422)
+        errors["confirm"] = "erase.confirm_needed"
+    override = form.text("override_justification")
+    if len(override) > MAX_JUSTIFICATION:
+        errors["override_justification"] = "form.too_long"
+    stepped = user if errors else step_up_if_needed(request, user, runtime, form.text("code"), errors)
+    if errors:
+        return _erasure_page(request, stepped, runtime, request_id, errors=errors, status=422)
     try:
-        outcome = runtime.gdpr.erase(user.principal, _request_id(request_id),
-                                     restrict_if_refused=form.text("restrict_if_refused") == "1")
+        outcome = runtime.gdpr.erase(stepped.principal, _request_id(request_id),
+                                     restrict_if_refused=form.text("restrict_if_refused") == "1",
+                                     override=Override(override) if override else None)
     except ConflictError as exc:
-        return detail_page(request, user, runtime, request_id, errors=FormErrors(form="requests.state"),
+        return detail_page(request, stepped, runtime, request_id, errors=FormErrors(form="requests.state"),
                            values={"conflict": exc.detail}, status=409)
-    item = runtime.gdpr.get(user.principal, request_id)
-    return render(request, "erase.html", user=user, errors=FormErrors(), item=item, assessment=outcome.assessment,
-                  outcome=outcome)
+    except PermissionDeniedError:
+        return _erasure_page(request, stepped, runtime, request_id, errors=FormErrors(form="reveal.refused"),
+                             status=403)
+    item = runtime.gdpr.get(stepped.principal, request_id)
+    return render(request, "erase.html", user=stepped, errors=FormErrors(), item=item,
+                  assessment=outcome.assessment, outcome=outcome)

@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 from fastapi import APIRouter, Header, Request
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, Response
 
 from api.auth import client_ip, identity_transaction
 from api.console.web import (
@@ -39,11 +39,9 @@ from api.console.web import (
     render,
 )
 from api.deps import RuntimeDep
-from api.routers.vault import byte_range
+from api.routers.vault import playback_response
 from api.runtime import Runtime
-from audit.events import VaultAccessPayload
 from audit.repository import EntryFilter
-from contacts.common import subject_resources
 from core.errors import AuthenticationError, InvalidInputError, NotFoundError, PermissionDeniedError, RateLimitedError
 from identity.principal import Role
 from vault.masking import mask
@@ -86,6 +84,7 @@ def find_subject(request: Request, user: User, runtime: RuntimeDep) -> Response:
 @router.post("/subjects/search", response_class=HTMLResponse)
 def search_subjects(request: Request, user: User, form: PostedForm, runtime: RuntimeDep) -> HTMLResponse:
     """Find subjects by an exact value (blind index); the value is neither shown again nor put in a URL."""
+    page_gate(runtime, user, Action.SEARCH, "", purpose=True)
     errors = FormErrors()
     field = errors.require(form, "field")
     if field and field not in runtime.vault.catalogue.blind_indexed():
@@ -150,7 +149,7 @@ def subject_page(request: Request, user: ConsoleUser, runtime: Runtime, token: s
             context["assessment"] = runtime.gdpr.assess_erasure(principal, token)
     return render(request, "subject.html", user=user, status=status, errors=errors or FormErrors(),
                   values=values or {}, gdpr=gdpr, purposes=_purposes(runtime), notice=notice,
-                  break_glass=_break_glass_only(user), can_reveal=_can_reveal(user),
+                  break_glass=break_glass_only(user), can_reveal=_can_reveal(user),
                   fresh_until=user.second_factor_fresh_until(), fresh=user.second_factor_fresh(),
                   min_justification=runtime.authorizer.parameters.break_glass_min_justification,
                   headers=NO_STORE, **context)
@@ -166,7 +165,7 @@ def _can_reveal(user: ConsoleUser) -> bool:
     return bool(user.principal.roles & {Role.DPO, Role.COMPLIANCE_OFFICER, Role.COLLECTOR, Role.FIELD_AGENT})
 
 
-def _break_glass_only(user: ConsoleUser) -> bool:
+def break_glass_only(user: ConsoleUser) -> bool:
     """A compliance officer reveals only by break-glass (a written justification), unless another role permits."""
     roles = user.principal.roles
     return Role.COMPLIANCE_OFFICER in roles and not roles & {Role.DPO, Role.COLLECTOR, Role.FIELD_AGENT}
@@ -206,10 +205,21 @@ def step_up_if_needed(request: Request, user: ConsoleUser, runtime: Runtime, cod
 # -- reveal ---------------------------------------------------------------------------------------------
 
 
+def page_gate(runtime: Runtime, user: ConsoleUser, action: str, token: str, *, purpose: bool = False,
+              justification: bool = False, recording_id: str | None = None) -> None:
+    """The page's gate (the vault's, as the API's routes ask it): could the user be allowed ``action`` on some
+    subject once they step up (the form asks for a code inline)? A refusal is recorded by the gate, then raised."""
+    decision = runtime.vault.gate.check_route(user.principal, action, purpose=purpose, justification=justification,
+                                              token=token, recording_id=recording_id, after_step_up=True)
+    if not decision.allowed:
+        raise PermissionDeniedError(f"{action} refused by a {decision.rule} rule", rule=decision.rule)
+
+
 @router.post("/subjects/{token}/reveal", response_class=HTMLResponse)
 def reveal(request: Request, token: str, user: User, form: PostedForm, runtime: RuntimeDep) -> HTMLResponse:
     if not is_token(token, SUBJECT_PREFIX):
         raise NotFoundError("no such subject")
+    page_gate(runtime, user, Action.REVEAL, token, purpose=True, justification=True)
     errors = FormErrors()
     catalogue = runtime.vault.catalogue
     chosen = [f for f in form.all("fields") if f in catalogue.names()]
@@ -220,7 +230,7 @@ def reveal(request: Request, token: str, user: User, form: PostedForm, runtime: 
         errors["purpose"] = "form.choose"
     justification = form.text("justification")
     minimum = runtime.authorizer.parameters.break_glass_min_justification
-    if _break_glass_only(user) and len(justification) < minimum:
+    if break_glass_only(user) and len(justification) < minimum:
         errors["justification"] = "reveal.justification_short"
     if len(justification) > 2000:
         errors["justification"] = "form.too_long"
@@ -255,16 +265,17 @@ def _access_entry(runtime: Runtime, user: ConsoleUser, token: str, size_before: 
 # -- recordings -----------------------------------------------------------------------------------------
 
 
-def _recording(runtime: Runtime, token: str, recording_id: str) -> Any:
+def _recording(runtime: Runtime, user: ConsoleUser, token: str, recording_id: str) -> Any:
+    """The recording's facts, decided and recorded by the vault's gate as a masked read of the subject."""
     if not is_token(token, SUBJECT_PREFIX) or not is_token(recording_id, RECORDING_PREFIX):
         raise NotFoundError("no such recording")
-    return runtime.vault.recording_info(token, recording_id)
+    return runtime.vault.recording_facts(user.principal, token, recording_id)
 
 
 def _play_page(request: Request, user: ConsoleUser, runtime: Runtime, token: str, recording_id: str, *,
                errors: FormErrors | None = None, values: dict[str, str] | None = None, status: int = 200,
                grant: str | None = None, rule: str | None = None) -> HTMLResponse:
-    info = _recording(runtime, token, recording_id)
+    info = _recording(runtime, user, token, recording_id)
     return render(request, "play.html", user=user, status=status, errors=errors or FormErrors(), values=values or {},
                   token=token, info=info, purposes=_purposes(runtime), grant=grant, rule=rule,
                   fresh=user.second_factor_fresh(), fresh_until=user.second_factor_fresh_until(), headers=NO_STORE)
@@ -278,8 +289,11 @@ def play_form(request: Request, token: str, recording_id: str, user: User, runti
 @router.post("/subjects/{token}/recordings/{recording_id}", response_class=HTMLResponse)
 def play(request: Request, token: str, recording_id: str, user: User, form: PostedForm,
          runtime: RuntimeDep) -> HTMLResponse:
-    """Decide playback (purpose, step-up) and answer a page whose player streams through a grant."""
-    _recording(runtime, token, recording_id)
+    """Decide playback (purpose, step-up) through the vault's gate, then answer a page whose player streams
+    through a grant. A refusal (recorded by the gate) is an error page: it shows nothing of the recording."""
+    if not is_token(token, SUBJECT_PREFIX) or not is_token(recording_id, RECORDING_PREFIX):
+        raise NotFoundError("no such recording")
+    page_gate(runtime, user, Action.PLAY_RECORDING, token, purpose=True, recording_id=recording_id)
     errors = FormErrors()
     purpose = errors.require(form, "purpose", "form.choose")
     if purpose and purpose not in runtime.authorizer.purposes:
@@ -290,16 +304,8 @@ def play(request: Request, token: str, recording_id: str, user: User, form: Post
         user = step_up_if_needed(request, user, runtime, form.text("code"), errors)
     if errors:
         return _play_page(request, user, runtime, token, recording_id, errors=errors, values=values, status=422)
-    [resource] = subject_resources(runtime.engine, [token])
-    decision = runtime.authorizer.decide(user.principal, Action.PLAY_RECORDING, resource, purpose=purpose,
-                                         now=runtime.clock.now())
-    if not decision.allowed:  # logged as the vault and the API's gate log a refusal
-        runtime.audit.record("vault.access", actor=user.principal.actor, subject=token, payload=VaultAccessPayload(
-            fields=[], purpose=purpose, decision="deny", reason=decision.rule, view="full",
-            action=Action.PLAY_RECORDING, recording_id=recording_id))
-        errors["form"] = "reveal.refused"
-        return _play_page(request, user, runtime, token, recording_id, errors=errors, values=values, status=403,
-                          rule=decision.rule)
+    runtime.vault.gate.require(user.principal, Action.PLAY_RECORDING, token, purpose=purpose, fields=[],
+                               recording_id=recording_id)
     grant = grant_playback(runtime, user.principal.session_id or "", token, recording_id, purpose)
     return _play_page(request, user, runtime, token, recording_id, values=values, grant=grant)
 
@@ -307,18 +313,13 @@ def play(request: Request, token: str, recording_id: str, user: User, form: Post
 @router.get("/subjects/{token}/recordings/{recording_id}/media")
 def media(token: str, recording_id: str, user: User, runtime: RuntimeDep, grant: str = "",
           range_header: str | None = Header(None, alias="range", max_length=100)) -> Response:
-    """The recording's bytes (one ``Range`` honoured), each request logged by the vault before it decrypts."""
+    """The recording's bytes (one ``Range`` honoured), each request decided and logged by the gate before it
+    decrypts (and before the range is weighed against the size)."""
     found = playback_grant(runtime, grant, user.principal.session_id)
     if found is None or (found.subject, found.recording_id) != (token, recording_id):
         raise PermissionDeniedError("no playback grant", rule="second_factor")
-    info = _recording(runtime, token, recording_id)
-    chosen = byte_range(range_header, info.size)
-    start, end = chosen or (0, info.size)
-    chunks = runtime.vault.read_recording(user.principal, token, recording_id, found.purpose, start, end)
-    headers = {**NO_STORE, "Accept-Ranges": "bytes", "Content-Length": str(end - start)}
-    if chosen is not None:
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{info.size}"
-    return StreamingResponse(chunks, status_code=206 if chosen else 200, media_type=info.media_type, headers=headers)
+    return playback_response(runtime.vault.play(user.principal, token, recording_id, found.purpose,
+                                                range_header=range_header))
 
 
 # -- legal holds ----------------------------------------------------------------------------------------
@@ -346,6 +347,8 @@ def hold_errors(form: Form) -> tuple[FormErrors, dict[str, str]]:
 
 @router.post("/subjects/{token}/holds", response_class=HTMLResponse)
 def add_hold(request: Request, token: str, user: User, form: PostedForm, runtime: RuntimeDep) -> Response:
+    if not user.can("gdpr.manage"):
+        raise PermissionDeniedError("gdpr.manage refused", rule="role")
     errors, values = hold_errors(form)
     if errors:
         return subject_page(request, user, runtime, token, errors=errors, values=values, status=422)

@@ -4,6 +4,16 @@ Every route needs ``gdpr.manage`` (the DPO and compliance officers with a verifi
 factor; API clients with the ``gdpr:manage`` scope). A request is registered with its date
 of receipt, which fixes its deadline; nothing is executed before the requester's identity
 is verified (409 ``request-state`` otherwise). Every step is a ``gdpr.*`` audit entry.
+
+Two steps need more, because they are something else too:
+
+* the **export** is a reveal by the officer who runs it (purpose ``gdpr_request``): the route's
+  gate is the reveal's (a fresh second factor; ``subjects:reveal`` for clients; a compliance
+  officer by break-glass, with a ``justification`` in the body), and the vault's gate decides and
+  records every opening on the real subject (ADR 0014);
+* **erasure** (a request's ``/erase``, ``DELETE /v1/subjects/{token}``, the retention run) goes
+  through the one erasure decision (:mod:`gdpr.erasure`) and needs ``gdpr.erase`` (a fresh second
+  factor for people); the DPO's ``override`` is a named, justified, reviewed action (ADR 0015).
 """
 
 from __future__ import annotations
@@ -21,13 +31,17 @@ from starlette.background import BackgroundTask
 from api.auth import require_action
 from api.deps import RuntimeDep
 from api.idempotency import ApiRoute, Idempotent
-from api.routers.vault import NO_STORE, PROBLEMS, SubjectToken
+from api.routers.vault import NO_STORE, PROBLEMS, SubjectToken, subject_gate
 from api.schemas import Cursor, Day, Instant, Page, decode_cursor, limit_query, page_json, page_of
+from gdpr.erasure import ERASE, Override, assessment_json
 from identity.principal import Principal
+from vault.service import Action
 
 router = APIRouter(tags=["gdpr"], route_class=ApiRoute)
 
 Manager = Annotated[Principal, Depends(require_action("gdpr.manage"))]
+Eraser = Annotated[Principal, Depends(require_action(ERASE))]
+ExportRevealer = Annotated[Principal, Depends(subject_gate(Action.REVEAL, purpose=True, justification=True))]
 RequestId = Annotated[str, PathParam(max_length=40, description="Request id (dsr_...)")]
 Code = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[a-z][a-z0-9_:;.,/-]{0,199}$")]
 
@@ -42,9 +56,13 @@ class NewRequest(BaseModel):
 
 
 class Verification(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"method": "id_document"}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "method": "id_document", "reference": "DSR-FILE/2026/0042"}]})
     method: Literal["id_document", "known_contact", "bank_transfer", "qualified_signature", "trusted_profile",
                     "video_call", "in_person"]
+    reference: str | None = Field(None, max_length=100, description=(
+        "Where the evidence is in the firm's files (a case-file or register reference); never the document's "
+        "own number or other personal data"))
 
 
 class Extension(BaseModel):
@@ -58,9 +76,24 @@ class Closing(BaseModel):
     code: Code = Field(description="A short code: the outcome, or the reason for a refusal")
 
 
+class OverrideBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    justification: str = Field(min_length=1, max_length=2000, description=(
+        "Why the data is erased although the erasure decision keeps it (at least the break-glass length); "
+        "sealed under the subject's key, shredded with it"))
+
+
 class Erasure(BaseModel):
     model_config = ConfigDict(extra="forbid")
     restrict_if_refused: bool = Field(False, description="Restrict processing (Art. 18) if erasure is refused")
+    override: OverrideBody | None = Field(None, description=(
+        "The DPO only, with a fresh second factor: erase against the decision; logged and reviewed"))
+
+
+class ExportOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    justification: str | None = Field(None, min_length=1, max_length=2000, description=(
+        "Break-glass justification (compliance officers): the export is a reveal; sealed in the log, reviewed"))
 
 
 class Restriction(BaseModel):
@@ -121,7 +154,7 @@ def get_request(request_id: RequestId, runtime: RuntimeDep, principal: Manager) 
 @router.post("/v1/gdpr/requests/{request_id}/verify", responses=PROBLEMS,
              summary="Record that the requester's identity was verified, and how")
 def verify(request_id: RequestId, body: Verification, runtime: RuntimeDep, principal: Manager) -> dict[str, Any]:
-    return runtime.gdpr.verify_identity(principal, request_id, body.method)
+    return runtime.gdpr.verify_identity(principal, request_id, body.method, body.reference)
 
 
 @router.post("/v1/gdpr/requests/{request_id}/extend", responses=PROBLEMS,
@@ -141,9 +174,12 @@ def refuse(request_id: RequestId, body: Closing, runtime: RuntimeDep, principal:
 
 
 @router.post("/v1/gdpr/requests/{request_id}/erase", responses=PROBLEMS,
-             summary="Execute an erasure request: crypto-shred, or refuse with the legal reasons and the date")
-def erase(request_id: RequestId, body: Erasure, runtime: RuntimeDep, principal: Manager) -> dict[str, Any]:
-    return runtime.gdpr.erase(principal, request_id, restrict_if_refused=body.restrict_if_refused).to_json()
+             summary="Execute an erasure request through the erasure decision: crypto-shred, or refuse with the "
+                     "legal reasons and the date (the DPO may override, justified and reviewed)")
+def erase(request_id: RequestId, body: Erasure, runtime: RuntimeDep, principal: Eraser) -> dict[str, Any]:
+    override = None if body.override is None else Override(body.override.justification)
+    return runtime.gdpr.erase(principal, request_id, restrict_if_refused=body.restrict_if_refused,
+                              override=override).to_json()
 
 
 @router.post("/v1/gdpr/requests/{request_id}/restrict", responses=PROBLEMS,
@@ -168,13 +204,22 @@ def rectify(request_id: RequestId, body: Rectification, runtime: RuntimeDep, pri
     **PROBLEMS, 200: {"content": {"application/zip": {}}, "description": "The subject's archive"}},
     response_class=FileResponse,
     summary="Produce the subject's archive for an access or portability request (Art. 15, 20); closes it")
-def export(request_id: RequestId, runtime: RuntimeDep, principal: Manager,
+def export(request_id: RequestId, runtime: RuntimeDep, principal: Manager, revealer: ExportRevealer,  # noqa: ARG001
            idempotency: Idempotent,  # noqa: ARG001 - see api.idempotency
+           body: ExportOptions | None = None,
            recordings: Annotated[bool, Query(description="Include the recordings themselves")] = False,
            ) -> FileResponse:
+    """A reveal by the caller for the purpose gdpr_request: decided and logged by the vault's gate first."""
     workdir = Path(tempfile.mkdtemp(prefix="tarcza-export-"))
     out = workdir / f"{request_id}.zip"
-    runtime.gdpr.export(principal, request_id, out, include_recordings=recordings)
+    try:
+        runtime.gdpr.export(principal, request_id, out, include_recordings=recordings,
+                            justification=None if body is None else body.justification)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
 
     def cleanup() -> None:
         import shutil
@@ -188,7 +233,6 @@ def export(request_id: RequestId, runtime: RuntimeDep, principal: Manager,
 @router.get("/v1/subjects/{token}/erasure-assessment", responses=PROBLEMS,
             summary="What an erasure of the subject would come to today, and why (no effect)")
 def erasure_assessment(token: SubjectToken, runtime: RuntimeDep, principal: Manager) -> dict[str, Any]:
-    from gdpr.service import assessment_json
 
     return {"subject": token, **assessment_json(runtime.gdpr.assess_erasure(principal, token))}
 
@@ -230,7 +274,7 @@ def retention_dry_run(runtime: RuntimeDep, _principal: Manager,
 @router.post("/v1/gdpr/retention/run", responses=PROBLEMS,
              summary="Apply the retention schedules now: shred subjects and delete recordings that are due "
                      "(idempotent; every action logged first)")
-def retention_run(runtime: RuntimeDep, _principal: Manager) -> dict[str, Any]:
+def retention_run(runtime: RuntimeDep, _principal: Eraser) -> dict[str, Any]:
     return runtime.retention_job().run().to_json(with_actions=False)
 
 

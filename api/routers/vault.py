@@ -1,16 +1,16 @@
 """HTTP API of the PII vault: subjects, fields, masked views, reveals, search, recordings, erasure, keys.
 
-Two decisions guard every subject route, both by the Cedar policies:
+Routes decide nothing and record nothing themselves: the vault's gate (:mod:`vault.access`) does.
 
-1. The route's gate (a dependency, before the body is read): could this principal be allowed
-   the route's action on *some* subject? It is asked on a stand-in subject the principal is
-   assigned to, with a purpose (and, for a reveal, a break-glass justification) the principal
-   could state, so what it decides is role or scope and the second factor; that is the
-   outcome docs/authorisation-matrix.md lists per route. A refusal here is logged as a
-   ``vault.access`` entry with ``decision: deny``, as the vault logs its own.
-2. The vault (:class:`vault.service.VaultService`) decides again on the real subject, purpose
-   and justification (case assignment, GDPR restriction, break-glass), writes the audit entry,
-   and only then decrypts.
+1. The route's gate (a dependency, before the body is read) asks the gate whether this principal
+   could be allowed the route's action on *some* subject (:meth:`vault.access.Gate.check_route`:
+   a stand-in subject the principal is assigned to, a purpose it could state and, for a reveal,
+   a break-glass justification), so what it decides is role or scope and the second factor; that
+   is the outcome docs/authorisation-matrix.md lists per route. The gate records a refusal.
+2. The gate then decides again on the real subject, purpose and justification (purposes of the
+   role, case assignment, GDPR restriction, break-glass), writes the audit entry, and only then
+   decrypts; a recording's ``Range`` is weighed against its size only after an allowed decision.
+3. Erasure goes through the one erasure decision (:mod:`gdpr.erasure`), never straight to shredding.
 
 Personal data never travels in a URL: a reveal and a search send their fields, values and
 purpose in a POST body, and answers holding personal data (masked or not) are sent with
@@ -25,9 +25,7 @@ with another body. A recording upload with a key is answered once; a retry gets 
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import replace
 from typing import Annotated, Any, Final
 
 import anyio
@@ -42,13 +40,12 @@ from api.deps import RuntimeDep
 from api.errors import UnsupportedMediaTypeError
 from api.idempotency import ApiRoute, IdempotentByService, IdempotentUpload
 from api.runtime import Runtime
-from audit.events import VaultAccessPayload
-from core.errors import InvalidInputError, TarczaError
+from core.errors import InvalidInputError
 from identity.principal import Principal
-from policies.authorizer import Decision, Resource
+from policies.authorizer import Decision
+from vault.access import Playback
 from vault.blobs import RecordingTooLargeError
 from vault.service import MAX_BULK_REVEAL, Action
-from vault.tokens import RECORDING_PREFIX, SUBJECT_PREFIX, is_token
 
 router = APIRouter(tags=["vault"], route_class=ApiRoute)
 
@@ -61,8 +58,6 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     410: {"description": "The subject was crypto-shredded (problem details)"},
     422: {"description": "Invalid input: names the field and the rule, never the value (problem details)"},
 }
-_PROBE_CASE: Final = "~route-gate"  # a case id no real case has (case ids come from collection systems)
-_RANGE: Final = re.compile(r"bytes=(\d{0,18})-(\d{0,18})")
 _UPLOAD_BODY: Final = {"requestBody": {"required": True, "description": "The recording itself; Content-Type is "
                                        "its media type (e.g. audio/ogg)", "content": {
                                            "application/octet-stream": {"schema": {"type": "string",
@@ -77,47 +72,28 @@ SubjectToken = Annotated[str, Path(max_length=64, description="Subject token (su
 # -- the route gate -------------------------------------------------------------------------------
 
 
-def _probe_purpose(runtime: Runtime, principal: Principal) -> str:
-    """A purpose the principal could state: the first of its allowed ones, or of the catalogue."""
-    known = runtime.authorizer.purposes
-    candidates = known if principal.allowed_purposes is None else known & principal.allowed_purposes
-    return min(candidates) if candidates else ""
-
-
 def could_allow(runtime: Runtime, principal: Principal, action: str, *, purpose: bool = False,
                 justification: bool = False) -> Decision:
-    """Whether ``action`` could be allowed on some subject: role or scope, and the second factor.
-
-    The subject is a stand-in with a case the principal is (for this question) assigned to,
-    not restricted; ``purpose`` adds a purpose the principal may state and ``justification``
-    a break-glass justification of the required length, for routes whose caller supplies them.
-    """
-    probe = replace(principal, assigned_cases=principal.assigned_cases | {_PROBE_CASE})
-    resource = Resource("subject", case_ids=frozenset({_PROBE_CASE}))
-    stated = _probe_purpose(runtime, principal) if purpose else None
-    text = "x" * runtime.authorizer.parameters.break_glass_min_justification if justification else None
-    return runtime.authorizer.decide(probe, action, resource, purpose=stated, now=runtime.clock.now(),
-                                     justification=text)
+    """Whether ``action`` could be allowed on some subject (the gate's :meth:`~vault.access.Gate.could_allow`)."""
+    return runtime.vault.gate.could_allow(principal, action, purpose=purpose, justification=justification)
 
 
 def subject_gate(action: str, *, purpose: bool = False, justification: bool = False) -> Callable[..., Principal]:
-    """A dependency: the current principal, if :func:`could_allow` says yes; else a logged 403."""
+    """A dependency: the current principal, if the gate says the route's action could be allowed; else 403.
+
+    The gate (:meth:`vault.access.Gate.check_route`) decides and records a refusal; the route only
+    answers it.
+    """
 
     def dependency(request: Request, runtime: RuntimeDep, principal: PrincipalDep) -> Principal:
-        decision = could_allow(runtime, principal, action, purpose=purpose, justification=justification)
+        decision = runtime.vault.gate.check_route(principal, action, purpose=purpose, justification=justification,
+                                                  token=request.path_params.get("token"),
+                                                  recording_id=request.path_params.get("recording_id"))
         if decision.allowed:
             return principal
-        token = request.path_params.get("token")
-        recording = request.path_params.get("recording_id")
-        runtime.audit.record("vault.access", actor=principal.actor,
-                             subject=token if is_token(token, SUBJECT_PREFIX) else None,
-                             payload=VaultAccessPayload(
-                                 fields=[], purpose="unspecified", decision="deny", reason=decision.rule,
-                                 view="masked" if action == Action.READ_MASKED else "full", action=action,
-                                 recording_id=recording if is_token(recording, RECORDING_PREFIX) else None))
         raise denied(action, decision)
 
-    dependency.__name__ = f"gate_{action}"
+    dependency.__name__ = f"gate_{action.replace('.', '_')}"
     return dependency
 
 
@@ -128,7 +104,7 @@ Revealer = Annotated[Principal, Depends(subject_gate(Action.REVEAL, purpose=True
 Searcher = Annotated[Principal, Depends(subject_gate(Action.SEARCH))]
 Recorder = Annotated[Principal, Depends(subject_gate(Action.STORE_RECORDING))]
 Player = Annotated[Principal, Depends(subject_gate(Action.PLAY_RECORDING, purpose=True))]
-Shredder = Annotated[Principal, Depends(subject_gate(Action.SHRED))]
+Eraser = Annotated[Principal, Depends(subject_gate(Action.SHRED))]
 KeyRotator = Annotated[Principal, Depends(require_action("keys.rotate"))]
 
 
@@ -239,50 +215,19 @@ def search(body: SearchRequest, response: Response, runtime: RuntimeDep, princip
     return {"subjects": tokens}
 
 
-@router.delete("/v1/subjects/{token}", responses=PROBLEMS,
-               summary="Erase a subject by crypto-shredding (GDPR Art. 17); idempotent")
-def shred(token: SubjectToken, runtime: RuntimeDep, principal: Shredder) -> dict[str, Any]:
-    report = runtime.vault.shred(principal, token)
+@router.delete("/v1/subjects/{token}", responses={
+    **PROBLEMS, 409: {"description": "The erasure decision refuses it: legal holds, open claims or the accounting "
+                                     "duty keep the data (problem details with the reasons and possible_from)"}},
+    summary="Erase a subject by crypto-shredding (GDPR Art. 17), if the erasure decision allows it; idempotent")
+def shred(token: SubjectToken, runtime: RuntimeDep, principal: Eraser) -> dict[str, Any]:
+    """The same decision as a request's erasure (:mod:`gdpr.erasure`): a fresh second factor for people,
+    then holds, open claims and the accounting duty; a refusal is 409 and logged (request ``direct``)."""
+    report = runtime.gdpr.erasure.erase_directly(principal, token)
     return {"subject": report.subject, "fields": report.fields, "recordings": report.recordings,
             "already_shredded": report.already_shredded}
 
 
 # -- recordings -----------------------------------------------------------------------------------
-
-
-class RangeNotSatisfiableError(TarczaError):
-    """A ``Range`` that starts at or past the end of the recording."""
-
-    status = 416
-    code = "range-not-satisfiable"
-    title = "Range not satisfiable"
-
-    def __init__(self, size: int) -> None:
-        super().__init__(f"the recording has {size} bytes")
-        self.headers = {"Content-Range": f"bytes */{size}"}
-
-
-def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """``(start, end)`` (end exclusive) of a single ``Range: bytes=...`` header, clamped to ``size``.
-
-    None means "send the whole recording": no header, or one this server ignores as RFC 9110
-    section 14.2 allows (several ranges, another unit, a malformed one). A range that starts
-    at or past the end raises :class:`RangeNotSatisfiableError`.
-    """
-    match = _RANGE.fullmatch(header.strip()) if header else None
-    if match is None or match.groups() == ("", ""):
-        return None
-    first, last = match.groups()
-    if not first:  # a suffix: the last N bytes
-        if int(last) == 0 or size == 0:
-            raise RangeNotSatisfiableError(size)
-        return max(size - int(last), 0), size
-    start = int(first)
-    if last and int(last) < start:
-        return None
-    if start >= size:
-        raise RangeNotSatisfiableError(size)
-    return start, size if not last else min(int(last) + 1, size)
 
 
 async def _stream_into(request: Request, consume: Callable[[Iterator[bytes]], Any]) -> Any:
@@ -346,15 +291,19 @@ def play_recording(
     purpose: Annotated[str, Query(max_length=64, description="Why: a purpose of policies/authorisation.yaml")],
     range_header: Annotated[str | None, Header(alias="range", max_length=100)] = None,
 ) -> StreamingResponse:
-    info = runtime.vault.recording_info(token, recording_id)
-    chosen = byte_range(range_header, info.size)
-    start, end = chosen or (0, info.size)
-    chunks = runtime.vault.read_recording(principal, token, recording_id, purpose, start, end)
+    """The gate decides on the subject first; only then is the ``Range`` weighed against the size (416)."""
+    return playback_response(runtime.vault.play(principal, token, recording_id, purpose, range_header=range_header))
+
+
+def playback_response(playback: Playback) -> StreamingResponse:
+    """The HTTP answer of an allowed playback: 200 whole, or 206 with ``Content-Range``; never cached."""
+    info, start = playback.info, playback.start
+    end = info.size if playback.end is None else playback.end
     headers = {**NO_STORE, "Accept-Ranges": "bytes", "Content-Length": str(end - start)}
-    if chosen is not None:
+    if playback.partial:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{info.size}"
-    return StreamingResponse(chunks, status_code=206 if chosen else 200, media_type=info.media_type,
-                             headers=headers)
+    return StreamingResponse(playback.chunks, status_code=206 if playback.partial else 200,
+                             media_type=info.media_type, headers=headers)
 
 
 # -- keys -----------------------------------------------------------------------------------------

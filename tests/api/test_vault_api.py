@@ -14,11 +14,11 @@ from faker import Faker
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.routers.vault import RangeNotSatisfiableError, byte_range
 from api.runtime import Runtime
 from audit.repository import EntryFilter
 from tests.headers import client_headers, person_headers
 from vault.fields import load_catalogue
+from vault.ranges import RangeNotSatisfiableError, byte_range
 from vault.validators import normalise
 
 PURPOSE = "debt_collection"

@@ -28,24 +28,20 @@ from core import migrate
 from core.clock import FixedClock
 from core.db import make_engine
 from core.errors import InvalidInputError
-from gdpr.export import (
-    LEGAL_BASES,
-    SUBJECT_EXPORT_FORMAT,
-    ArchiveVerificationError,
+from gdpr.archive import ExportBuildError, build_archive
+from gdpr.export import SUBJECT_EXPORT_FORMAT, ArchiveVerificationError, verify_archive
+from gdpr.export_data import (
     ErasureInfo,
-    ExportBuildError,
     ExportContact,
     ExportContents,
     ExportDebt,
     ExportRecording,
     ExportRetention,
-    build_archive,
-    purposes_from_policy,
-    redact_third_parties,
-    render_report,
     subject_data,
-    verify_archive,
 )
+from gdpr.legal_texts import LEGAL_BASES, purposes_from_policy
+from gdpr.redaction import redact_third_parties
+from gdpr.report import render_report
 from vault.detect import PiiDetector
 from vault.validators import canonical_or_none
 

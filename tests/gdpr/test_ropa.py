@@ -12,10 +12,9 @@ import pytest
 import yaml
 
 from core.errors import ConfigurationError, InvalidInputError
-from gdpr.export import LEGAL_BASES
+from gdpr.legal_texts import LEGAL_BASES, RECIPIENTS
 from gdpr.retention import DATA_CATEGORIES, DEFAULT_RETENTION_PATH
 from gdpr.ropa import ROPA_FORMAT, Controller, ProcessingRecord, build_record, render_html
-from gdpr.service import RECIPIENTS
 from policies.engine import PARAMETERS_FILE, POLICY_DIR
 from vault.fields import DEFAULT_CATALOGUE_PATH, load_catalogue
 from vault.models import SUBJECT_KINDS
@@ -62,7 +61,7 @@ class TestBuildRecord:
     def test_purpose_without_a_legal_basis_is_refused(self, tmp_path: Path) -> None:
         """A purpose added to the policy without a legal basis makes the record fail rather than leave a gap."""
         text = AUTHORISATION_PATH.read_text(encoding="utf-8").replace(
-            "purposes:\n", "purposes:\n  marketing: offering other products to the subject\n")
+            "\npurposes:\n", "\npurposes:\n  marketing: offering other products to the subject\n", 1)
         path = tmp_path / PARAMETERS_FILE
         path.write_text(text, encoding="utf-8")
         with pytest.raises(ConfigurationError, match="marketing"):

@@ -58,7 +58,8 @@ TABLE = [
      True, "role"),
     ("collector reveals", user(Role.COLLECTOR), "subject.reveal", SUBJECT, "debt_collection", None, True, "role"),
     ("auditor never reveals", user(Role.AUDITOR), "subject.reveal", SUBJECT, "audit", None, False, "role"),
-    ("admin never reveals", user(Role.ADMIN), "subject.reveal", SUBJECT, "debt_collection", None, False, "role"),
+    ("admin never reveals", user(Role.ADMIN), "subject.reveal", SUBJECT, "debt_collection", None, False,
+     "purpose"),  # admins are given no purpose at all (authorisation.yaml role_purposes)
     ("field agent on an assigned case", user(Role.FIELD_AGENT), "subject.reveal", SUBJECT, "field_visit", None, True,
      "role"),
     ("field agent outside their cases", user(Role.FIELD_AGENT), "subject.reveal", OTHER_CASE, "field_visit", None,
@@ -68,8 +69,43 @@ TABLE = [
     ("restricted subject: collector", user(Role.COLLECTOR), "subject.reveal", RESTRICTED, "debt_collection", None,
      False, "restriction"),
     ("restricted subject: dpo", user(Role.DPO), "subject.reveal", RESTRICTED, "gdpr_request", None, True, "role"),
-    ("restricted subject: collector for a legal claim (Art. 18(2))", user(Role.COLLECTOR), "subject.reveal",
-     RESTRICTED, "legal_claim", None, True, "role"),
+    ("restricted subject: collector may not state legal_claim", user(Role.COLLECTOR), "subject.reveal",
+     RESTRICTED, "legal_claim", JUSTIFICATION, False, "purpose"),
+    ("restricted subject: dpo for a legal claim with a justification (Art. 18(2))", user(Role.DPO),
+     "subject.reveal", RESTRICTED, "legal_claim", JUSTIFICATION, True, "role"),
+    ("legal_claim needs a justification", user(Role.DPO), "subject.reveal", SUBJECT, "legal_claim", None, False,
+     "purpose"),
+    ("restricted subject: client may not state legal_claim", client("subjects:reveal"), "subject.reveal",
+     RESTRICTED, "legal_claim", None, False, "purpose"),
+    ("restricted subject: break-glass may not state legal_claim", user(Role.COMPLIANCE_OFFICER), "subject.reveal",
+     RESTRICTED, "legal_claim", JUSTIFICATION, False, "purpose"),
+    ("collector: a purpose of another role", user(Role.COLLECTOR), "subject.reveal", SUBJECT, "payment_processing",
+     None, False, "purpose"),
+    ("collector: masked read for another role's purpose", user(Role.COLLECTOR), "subject.read_masked", SUBJECT,
+     "audit", None, False, "purpose"),
+    ("field agent: a visit's purpose", user(Role.FIELD_AGENT), "subject.reveal", SUBJECT, "gdpr_request", None,
+     False, "purpose"),
+    ("two roles: the purposes of either", user(Role.COLLECTOR, Role.FIELD_AGENT), "subject.reveal", SUBJECT,
+     "field_visit", None, True, "role"),
+    ("break-glass: only the officer's purposes", user(Role.COMPLIANCE_OFFICER), "subject.reveal", SUBJECT,
+     "debt_collection", JUSTIFICATION, False, "purpose"),
+    ("officer erases fresh", user(Role.COMPLIANCE_OFFICER), "gdpr.erase", SUBJECT, None, None, True, "role"),
+    ("officer erases stale", user(Role.COMPLIANCE_OFFICER, at=STALE), "gdpr.erase", SUBJECT, None, None, False,
+     "second_factor"),
+    ("officer manages stale", user(Role.COMPLIANCE_OFFICER, at=STALE), "gdpr.manage", SUBJECT, None, None, True,
+     "role"),
+    ("client erases with gdpr:manage", client("gdpr:manage"), "gdpr.erase", SUBJECT, None, None, True, "scope"),
+    ("dpo overrides with a justification", user(Role.DPO), "gdpr.erase_override", SUBJECT, None, JUSTIFICATION,
+     True, "role"),
+    ("dpo override needs a justification", user(Role.DPO), "gdpr.erase_override", SUBJECT, None, "short", False,
+     "break_glass"),
+    ("dpo override needs a fresh factor", user(Role.DPO, at=STALE), "gdpr.erase_override", SUBJECT, None,
+     JUSTIFICATION, False, "second_factor"),
+    ("officer never overrides", user(Role.COMPLIANCE_OFFICER), "gdpr.erase_override", SUBJECT, None, JUSTIFICATION,
+     False, "role"),
+    ("client never overrides", client(*ACTIONS, "gdpr:manage"), "gdpr.erase_override", SUBJECT, None,
+     JUSTIFICATION, False, "role"),
+    ("a job never overrides", SYSTEM, "gdpr.erase_override", SUBJECT, None, JUSTIFICATION, False, "role"),
     ("restricted subject: break-glass", user(Role.COMPLIANCE_OFFICER), "subject.reveal", RESTRICTED,
      "complaint_handling", JUSTIFICATION, False, "restriction"),
     ("compliance officer without break-glass", user(Role.COMPLIANCE_OFFICER), "subject.reveal", SUBJECT,
@@ -132,6 +168,30 @@ class TestDecisionTable:
                                    justification=JUSTIFICATION)
         assert bg.break_glass
         assert not normal.break_glass
+        assert bg.review
+        assert not normal.review
+
+    def test_a_reviewed_purpose_is_flagged_for_review(self, authorizer: CedarAuthorizer) -> None:
+        """A legal_claim reveal is flagged for review (not as break-glass); the purposes per role come from
+        authorisation.yaml."""
+        claim = authorizer.decide(user(Role.DPO), "subject.reveal", RESTRICTED, purpose="legal_claim", now=NOW,
+                                  justification=JUSTIFICATION)
+        assert (claim.allowed, claim.review, claim.break_glass) == (True, True, False)
+        assert authorizer.reviewed_purposes == {"legal_claim"}
+        assert authorizer.purposes_for(user(Role.COLLECTOR)) == {"debt_collection", "complaint_handling"}
+        assert "legal_claim" not in authorizer.purposes_for(client("subjects:reveal"))
+
+    def test_role_purposes_must_name_known_roles_and_purposes(self, tmp_path: Path) -> None:
+        """A role_purposes entry naming an unknown purpose or role keeps the server from starting."""
+        for number, bad in enumerate(("role_purposes:\n  collector: [gossip]\n",
+                                      "role_purposes:\n  janitor: [audit]\n", "reviewed_purposes: [gossip]\n")):
+            (tmp_path / str(number)).mkdir()
+            directory = _copy_policies(tmp_path / str(number))
+            text = (directory / "authorisation.yaml").read_text(encoding="utf-8")
+            text = text.split("\nrole_purposes:", 1)[0] + "\n" + bad
+            (directory / "authorisation.yaml").write_text(text, encoding="utf-8")
+            with pytest.raises(ConfigurationError, match=r"authorisation\.yaml is invalid"):
+                load_policy_bundle(directory)
 
     def test_denials_carry_no_data(self, authorizer: CedarAuthorizer) -> None:
         """A denial's reason names the policy, never the subject, the case, the purpose or the principal."""
@@ -145,7 +205,7 @@ class TestDecisionTable:
         """The 10-minute limit is authorisation.yaml's second_factor_max_age_minutes."""
         assert authorizer.parameters.second_factor_max_age == timedelta(minutes=10)
         edge = user(Role.DPO, at=NOW - timedelta(minutes=10))
-        assert authorizer.decide(edge, "subject.reveal", SUBJECT, purpose="legal_claim", now=NOW).allowed
+        assert authorizer.decide(edge, "subject.reveal", SUBJECT, purpose="gdpr_request", now=NOW).allowed
 
     def test_implements_the_authorizer_protocol(self, authorizer: CedarAuthorizer) -> None:
         """CedarAuthorizer is what services depend on."""

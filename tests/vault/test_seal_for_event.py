@@ -25,9 +25,15 @@ from vault.errors import InvalidFieldValueError, VaultDecryptError
 from vault.fields import load_catalogue
 from vault.keys import MemoryKeyProvider
 from vault.service import NewSubject, SubjectShreddedError, VaultService, event_field_label
+from vault.shredding import ErasureClearance
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SEEDER = Principal("demo-seeder", ActorKind.SYSTEM)
+
+
+def cleared(*tokens: str) -> ErasureClearance:
+    """What the erasure decision (gdpr.erasure) would hand the vault for ``tokens`` (these tests are the vault's)."""
+    return ErasureClearance(frozenset(tokens))
 
 
 class AllowAll:
@@ -99,7 +105,7 @@ class TestSealForEvent:
         """Once a subject is shredded nothing more is sealed under its (destroyed) key."""
         service, engine = vault
         token = service.create_subject(SEEDER, "debtor", {"last_name": "Lewandowski"})
-        service.shred(SEEDER, token)
+        service.shred(SEEDER, token, cleared(token))
         with pytest.raises(SubjectShreddedError):
             service.seal_for_event(token, "note", "Wizyta bez kontaktu.")
         with engine.connect() as conn:

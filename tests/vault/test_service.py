@@ -28,6 +28,7 @@ from core.db import Base, make_engine, write_connection
 from core.errors import ConflictError, InvalidInputError, PermissionDeniedError
 from identity.principal import Principal, Role
 from policies.authorizer import Decision, Resource
+from vault import access as vault_access
 from vault import models, repository
 from vault.blobs import SEGMENT_SIZE, BlobNotFoundError, LocalBlobStore
 from vault.datakeys import DataKeyCache
@@ -36,6 +37,7 @@ from vault.errors import InvalidFieldValueError, SubjectNotFoundError, VaultDecr
 from vault.fields import load_catalogue
 from vault.keys import MemoryKeyProvider
 from vault.service import Action, NewSubject, SubjectShreddedError, VaultService
+from vault.shredding import ErasureClearance
 from vault.tokens import encode_base62, is_token, new_token
 from vault.validators import normalise
 
@@ -49,6 +51,11 @@ COLLECTOR_NO_2FA = Principal("u-collector-2", ActorKind.USER, frozenset({Role.CO
 AUDITOR = Principal("u-auditor", ActorKind.USER, frozenset({Role.AUDITOR}), second_factor_at=START)
 NOBODY = Principal("u-nobody", ActorKind.USER)
 CRM = Principal("crm", ActorKind.CLIENT, scopes=frozenset({"vault:write"}))
+
+
+def cleared(*tokens: str) -> ErasureClearance:
+    """What the erasure decision (gdpr.erasure) would hand the vault for ``tokens`` (these tests are the vault's)."""
+    return ErasureClearance(frozenset(tokens))
 
 
 class PolicyStub:
@@ -127,8 +134,9 @@ class Env:
 
 
 @pytest.fixture
-def env(database_url: str, tmp_path: Path) -> Iterator[Env]:
-    """A vault on the test database, a memory key provider, a local blob store and a fixed clock."""
+def env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    """A vault on the test database, a memory key provider, a local blob store and a fixed clock; every
+    opening of field rows by the gate is noted in the journal (``decrypt``)."""
     engine = make_engine(database_url)
     migrate.upgrade(engine)
     clock = FixedClock(START)
@@ -138,13 +146,13 @@ def env(database_url: str, tmp_path: Path) -> Iterator[Env]:
     blobs = LocalBlobStore(tmp_path / "blobs")
     authorizer = PolicyStub()
     service = VaultService(engine, provider, audit, authorizer, load_catalogue(), clock, blobs)
-    original_open = service.sealer.open
+    original_open = vault_access.open_rows
 
     def spying_open(*args: Any, **kwargs: Any) -> dict[str, list[str]]:
         journal.append("decrypt")
         return original_open(*args, **kwargs)
 
-    service.sealer.open = spying_open  # type: ignore[method-assign]
+    monkeypatch.setattr(vault_access, "open_rows", spying_open)
     yield Env(service, engine, audit, clock, provider, blobs, authorizer, journal)
     audit.close()
     provider.close()
@@ -561,7 +569,7 @@ class TestRevealMany:
     def test_unknown_shredded_and_refused_subjects_get_errors_in_place(self, env: Env, fake: Faker) -> None:
         """Errors stand in for the subjects that cannot be revealed; a refusal is logged as denied."""
         tokens = env.service.create_subjects(CRM, [NewSubject("debtor", person(fake)) for _ in range(4)])
-        env.service.shred(CRM, tokens[1])
+        env.service.shred(CRM, tokens[1], cleared(tokens[1]))
         service = VaultService(env.engine, env.provider, env.audit, RestrictedStub(), load_catalogue(), env.clock,
                                env.blobs,
                                resources_for=lambda ts: [Resource("subject", t, restricted=t == tokens[2]) for t in ts])
@@ -769,7 +777,7 @@ class TestFailsClosed:
     def test_shredded_subject_reads_are_refused(self, env: Env, fake: Faker) -> None:
         """After shredding, reads name the shredded state rather than failing to decrypt."""
         token = env.service.create_subject(CRM, "debtor", person(fake))
-        env.service.shred(CRM, token)
+        env.service.shred(CRM, token, cleared(token))
         with pytest.raises(SubjectShreddedError) as caught:
             env.service.reveal(COLLECTOR, token, ["pesel"], PURPOSE)
         assert caught.value.status == 410

@@ -31,11 +31,17 @@ from vault.errors import VaultDecryptError
 from vault.fields import load_catalogue
 from vault.keys import MemoryKeyProvider
 from vault.service import Action, SubjectShreddedError, VaultService
+from vault.shredding import ErasureClearance
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 PURPOSE = "debt_collection"
 DPO = Principal("u-dpo", ActorKind.USER, frozenset({Role.DPO}), second_factor_at=START)
 COLLECTOR = Principal("u-collector", ActorKind.USER, frozenset({Role.COLLECTOR}), second_factor_at=START)
+
+
+def cleared(*tokens: str) -> ErasureClearance:
+    """What the erasure decision (gdpr.erasure) would hand the vault for ``tokens`` (these tests are the vault's)."""
+    return ErasureClearance(frozenset(tokens))
 
 
 class OnlyDpoShreds:
@@ -97,7 +103,7 @@ class TestShred:
         token, _, _, _ = env.subject()
         with env.engine.connect() as conn:
             envelopes = repository.select_fields(conn, token)
-        env.service.shred(DPO, token)
+        env.service.shred(DPO, token, cleared(token))
         for read in (lambda: env.service.reveal(COLLECTOR, token, ["pesel"], PURPOSE),
                      lambda: env.service.masked_view(COLLECTOR, token)):
             with pytest.raises(SubjectShreddedError):
@@ -113,7 +119,7 @@ class TestShred:
         token, _, recording, _ = env.subject()
         path = env.blobs.root / recording
         backup = path.read_bytes()
-        env.service.shred(DPO, token)
+        env.service.shred(DPO, token, cleared(token))
         assert not path.exists()
         with pytest.raises(SubjectShreddedError):
             env.service.read_recording(COLLECTOR, token, recording, PURPOSE)
@@ -132,7 +138,7 @@ class TestShred:
         """Shredding one subject leaves every other subject's fields, search and recordings as they were."""
         doomed, doomed_fields, _, _ = env.subject()
         kept, kept_fields, kept_recording, audio = env.subject()
-        env.service.shred(DPO, doomed)
+        env.service.shred(DPO, doomed, cleared(doomed))
         env.service.keys.cache.clear()
         assert env.service.reveal(COLLECTOR, kept, ["pesel", "email"], PURPOSE) == {
             "pesel": [kept_fields["pesel"]], "email": kept_fields["email"]}
@@ -147,14 +153,14 @@ class TestShred:
     def test_shred_is_logged_and_idempotent(self, env: Env) -> None:
         """Shredding logs the subject and each recording once; shredding again changes and logs nothing."""
         token, fields, recording, _ = env.subject()
-        report = env.service.shred(DPO, token)
+        report = env.service.shred(DPO, token, cleared(token))
         assert (report.fields, report.recordings, report.already_shredded) == (sorted(fields), [recording], False)
         entries = [e.event for e in env.audit.query(EntryFilter(subject=token)).items]
         shredded = [e for e in entries if e["type"].endswith("shredded")]
         assert [e["type"] for e in shredded] == ["vault.subject_shredded", "recording.shredded"]
         assert shredded[0]["payload"] == {"fields": sorted(fields), "subject_kind": "debtor"}
         assert shredded[1]["payload"] == {"recording_id": recording, "purpose": "erasure"}
-        again = env.service.shred(DPO, token)
+        again = env.service.shred(DPO, token, cleared(token))
         assert again.already_shredded is True
         assert len(env.audit.query(EntryFilter(subject=token)).items) == len(entries)
 
@@ -162,7 +168,7 @@ class TestShred:
         """A principal the policies refuse cannot shred; the refusal is logged and the subject stays readable."""
         token, fields, _, _ = env.subject()
         with pytest.raises(PermissionDeniedError):
-            env.service.shred(COLLECTOR, token)
+            env.service.shred(COLLECTOR, token, cleared(token))
         [denied] = env.audit.query(EntryFilter(subject=token, event_type="vault.access")).items
         assert (denied.event["payload"]["action"], denied.event["payload"]["decision"]) == ("shred", "deny")
         assert env.service.reveal(COLLECTOR, token, ["pesel"], PURPOSE) == {"pesel": [fields["pesel"]]}
