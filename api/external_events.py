@@ -14,6 +14,7 @@ from api.runtime import Runtime
 from audit.events import Actor
 from audit.external import append_external
 from audit.sequencer import Receipt
+from identity.principal import SYSTEM
 
 KNOWN_VALUE_FIELDS: Final = ("first_name", "last_name", "pesel", "nip", "regon", "id_card", "passport",
                              "date_of_birth", "phone", "email", "iban", "address")
@@ -31,7 +32,10 @@ class VaultSubjectValues:
         return self.runtime.vault.seal_for_event(subject, NOTE_FIELD, text)
 
     def known_values(self, subject: str) -> Sequence[str]:
-        found = self.runtime.vault.values_for_detection(subject, KNOWN_VALUE_FIELDS)
+        # Tarcza itself checks what enters its log: the values are opened through the gate for the
+        # PII check only, never shown, logged or counted back to the caller (ADR 0014, 0017).
+        sealer = self.runtime.vault.event_sealers([subject], KNOWN_VALUE_FIELDS, principal=SYSTEM).get(subject)
+        found = sealer.known_values if sealer is not None else {}
         return [value for values in found.values() for value in values]
 
 

@@ -323,7 +323,7 @@ class GdprService:
                                       justification=justification)
         self._log("gdpr.export_created", principal, subject, request_id, row["kind"], status="exported",
                   reason=f"sha256:{summary.sha256}")
-        self._close(principal, row, "completed", f"exported:sha256:{summary.sha256[:16]}")
+        self._close(principal, row, "completed", f"exported:sha256:{summary.sha256}")
         return summary
 
     # -- legal holds ---------------------------------------------------------------------------
