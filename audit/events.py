@@ -168,6 +168,32 @@ class DebtPayload(Payload):
     judgment_date: Text | None = None
     status: Text | None = None
     settled_on: Text | None = None
+    creditor_kind: Text | None = None
+    held_as: Text | None = None
+
+
+class DebtEventPayload(Payload):
+    """An event of a debt's legal history (contacts/legal_events.py), and the period it leaves."""
+
+    debt_id: Text
+    event: Text  # the kind: judgment, payment_order, enforcement_started, acknowledgement, ...
+    on: Text  # the day it took effect (YYYY-MM-DD)
+    seq: int = Field(ge=1)
+    party: Token | None = None  # the guarantor or co-debtor it concerns; None: the debtor or every party
+    source: Text | None = None
+    assignee: Text | None = None
+    amount_minor: int | None = Field(None, ge=0)
+    ground: Text | None = None
+    withdrawn: bool = False
+    limitation_end: Text | None = None  # the last day of the period after it; None: not running
+
+
+class DebtPartyPayload(Payload):
+    """A guarantor or co-debtor linked to a debt."""
+
+    debt_id: Text
+    party: Token
+    role: Literal["guarantor", "co_debtor"]
 
 
 class CasePayload(Payload):
@@ -245,6 +271,46 @@ class GdprPayload(Payload):
     due: datetime | None = None
 
 
+class NoticePayload(Payload):
+    """The Art. 14 duty to inform after obtaining data elsewhere: opened, given, or exempt."""
+
+    notice_id: Text
+    status: Literal["open", "given", "exempt"]
+    debt_id: Text | None = None
+    obtained_on: Text | None = None
+    due_on: Text | None = None
+    given_on: Text | None = None
+    channel: Text | None = None
+    exemption: Text | None = None
+
+
+class RecipientPayload(Payload):
+    """A recipient of the subject's data (Art. 19), or a notification to one of a change."""
+
+    recipient_id: Text
+    kind: Text
+    name: Text | None = None
+    debt_id: Text | None = None
+    notification_id: Text | None = None
+    action: Literal["rectification", "erasure", "restriction"] | None = None
+    request_id: Text | None = None
+    status: Text | None = None
+    method: Text | None = None
+
+
+class BreachPayload(Payload):
+    """An entry of the breach register (Art. 33(5)); the texts themselves are bound by their SHA-256."""
+
+    breach_id: Text
+    risk: Literal["unlikely", "risk", "high"]
+    aware_at: datetime
+    notify_by: datetime
+    subjects_count: int | None = Field(None, ge=0)
+    texts_sha256: Sha256Hex
+    authority_notified_at: datetime | None = None
+    subjects_notified_at: datetime | None = None
+
+
 class PolicyLoadedPayload(Payload):
     policy_set: Text
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -280,6 +346,8 @@ CATALOGUE: dict[str, type[Payload]] = {
     "contact.preferences_changed": ContactPreferencesPayload,
     "debt.recorded": DebtPayload,
     "debt.updated": DebtPayload,
+    "debt.event_recorded": DebtEventPayload,
+    "debt.party_linked": DebtPartyPayload,
     "case.opened": CasePayload,
     "case.closed": CasePayload,
     "recording.stored": RecordingPayload,
@@ -321,6 +389,12 @@ CATALOGUE: dict[str, type[Payload]] = {
     "gdpr.retention_applied": GdprPayload,
     "gdpr.legal_hold_set": GdprPayload,
     "gdpr.legal_hold_released": GdprPayload,
+    "gdpr.notice_opened": NoticePayload,
+    "gdpr.notice_closed": NoticePayload,
+    "gdpr.recipient_recorded": RecipientPayload,
+    "gdpr.recipient_notification": RecipientPayload,
+    "gdpr.breach_recorded": BreachPayload,
+    "gdpr.breach_updated": BreachPayload,
     "policy.loaded": PolicyLoadedPayload,
     "policy.break_glass_reviewed": BreakGlassReviewedPayload,
     "checkpoint.issued": CheckpointIssuedPayload,

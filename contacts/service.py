@@ -69,7 +69,8 @@ from contacts.common import (
     check_plain,
     iso_date,
 )
-from contacts.debts import DebtBook, DebtInfo, debt_info
+from contacts.debt_info import debt_infos
+from contacts.debts import DebtBook, DebtInfo
 from contacts.firewall import (
     ContactHistory,
     DebtState,
@@ -283,6 +284,7 @@ class ContactService(Guard):
             objections = repository.active_objections_of(conn, live)
             recent = repository.recent_events_of(conn, {token: since[token] for token in live})
             debt_rows = repository.debts_by_id(conn, debt_ids)
+            debts = {d.id: d for d in debt_infos(conn, list(debt_rows.values()))}
         states = {token: subject_state(rules.get(token), objections[token]) for token in live}
         histories = {token: tuple(
             PastContact(channel=Channel(r["channel"]), debt_id=r["debt_id"], at=aware(r["occurred_at"]),
@@ -301,14 +303,15 @@ class ContactService(Guard):
             if contact.case_id is not None and contact.case_id not in case_ids[token]:
                 out.append(CaseNotFoundError("the subject has no case with this id"))
                 continue
-            debt_row = debt_rows.get(contact.debt_id) if contact.debt_id is not None else None
-            if contact.debt_id is not None and debt_row is None:
+            debt = debts.get(contact.debt_id) if contact.debt_id is not None else None
+            if contact.debt_id is not None and debt is None:
                 out.append(DebtNotFoundError("no debt has this id"))
                 continue
-            debt = debt_info(debt_row) if debt_row is not None else None
-            if debt is not None and debt.subject != token:
+            if debt is not None and token not in debt.party_tokens:
                 out.append(InvalidInputError("the debt belongs to another subject"))
                 continue
+            if debt is not None and debt.subject != token:  # a guarantor or co-debtor: their own period
+                debt = debt.viewed_by(token)
             state = states[token]
             resource = Resource("subject", token, case_ids=case_ids[token], restricted=state.restricted)
             out.append(_Context(resource, state, debt, ContactHistory(contacts=histories[token]), heads[token]))

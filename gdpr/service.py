@@ -39,7 +39,6 @@ from audit.export import export_log
 from audit.repository import EntryFilter
 from audit.service import AuditLog
 from contacts.common import aware, iso_date
-from contacts.limitation import ClaimKind
 from contacts.service import ContactService
 from core.clock import SYSTEM_CLOCK, Clock
 from core.db import read_connection, write_connection
@@ -60,7 +59,7 @@ from gdpr.export import (
     redact_third_parties,
 )
 from gdpr.models import REQUEST_KINDS
-from gdpr.retention import DebtFacts, ErasureAssessment, HoldFacts, erasure_assessment, load_retention
+from gdpr.retention import ErasureAssessment, HoldFacts, erasure_assessment, facts_of, load_retention
 from identity.principal import Principal
 from policies.authorizer import Authorizer, Resource
 from vault.service import VaultService
@@ -128,7 +127,7 @@ class ErasureOutcome:
 def assessment_json(assessment: ErasureAssessment) -> dict[str, Any]:
     return {"allowed": assessment.allowed, "possible_from": iso_date(assessment.possible_from),
             "reasons": [{"rule": r.rule, "ref": r.ref, "until": iso_date(r.until), "detail": r.detail}
-                        for r in assessment.reasons]}
+                        for r in assessment.reasons], **assessment.categories_json()}
 
 
 class GdprService:
@@ -457,9 +456,7 @@ class GdprService:
     def _assessment(self, subject: str) -> ErasureAssessment:
         with read_connection(self.engine) as conn:
             hold_rows = repository.holds_of(conn, subject, active_only=True)
-        debts = [DebtFacts(id=d.id, kind=ClaimKind(d.kind), consumer=d.consumer, due_date=d.due_date,
-                           judgment_date=d.judgment_date, status=d.status, settled_on=d.settled_on)
-                 for d in self.contacts.debts.of_subject(subject)]
+        debts = [facts_of(d) for d in self.contacts.debts.of_subject(subject)]
         holds = [HoldFacts(id=h["id"], reason=h["reason"], starts_on=h["starts_on"], ends_on=h["ends_on"])
                  for h in hold_rows]
         return erasure_assessment(debts, holds, self._today())
