@@ -42,9 +42,9 @@ class TestMigration0013:
             migrate.upgrade(engine, BEFORE)
             with engine.begin() as conn:
                 conn.execute(text("INSERT INTO vault_subjects (token, kind, status, dek_version, created_at, "
-                                  "updated_at) VALUES (:t, 'debtor', 'active', 1, :now, :now)"), {"t": TOKEN, "now": NOW})
-                conn.execute(repository.debts.insert(), [
-                    {k: v for k, v in row.items()} for row in ROWS])
+                                  "updated_at) VALUES (:t, 'debtor', 'active', 1, :now, :now)"),
+                             {"t": TOKEN, "now": NOW})
+                conn.execute(repository.debts.insert(), [dict(row) for row in ROWS])
             migrate.upgrade(engine)
             assert migrate.current_revision(engine) == migrate.head_revision()
             with engine.connect() as conn:
