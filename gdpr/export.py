@@ -83,6 +83,7 @@ __all__ = [
     "build_archive",
     "manifest_statement",
     "purposes_from_policy",
+    "recipient_register_data",
     "redact_third_parties",
     "render_report",
     "subject_data",
@@ -245,6 +246,7 @@ class ExportContents:
     recipients: Sequence[str] = ()
     retention: Sequence[ExportRetention] = ()
     erasure: ErasureInfo | None = None
+    recipient_register: Sequence[Mapping[str, Any]] = ()  # gdpr.recipients.for_export (Art. 19)
 
 
 # -- what comes out ------------------------------------------------------------------------------
@@ -477,7 +479,15 @@ def subject_data(contents: ExportContents, *, log: Mapping[str, Any] | None = No
             "tombstone_log_index": contents.erasure.tombstone_log_index},
         "log": None if log is None else {k: log[k] for k in ("origin", "tree_size", "root_hash")}
         | {"entries": len(log["entries"])},
+        **recipient_register_data(contents),
     }
+
+
+def recipient_register_data(contents: ExportContents) -> dict[str, Any]:
+    """``recipient_register`` of ``data.json``: to whom the data was disclosed and which of them were told of
+    a rectification, erasure or restriction (GDPR Art. 19, last sentence; Art. 15(1)(c)). Kept apart from
+    :func:`subject_data`'s other parts: it comes from :func:`gdpr.recipients.for_export` as plain values."""
+    return {"recipient_register": [dict(recipient) for recipient in contents.recipient_register]}
 
 
 def _check_contents(contents: ExportContents) -> None:

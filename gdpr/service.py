@@ -13,7 +13,8 @@ Erasure (Art. 17) is decided by :func:`gdpr.retention.erasure_assessment` from t
 subject's debts (an open claim that is not time-barred; the accounting duty after it is
 settled or time-barred) and legal holds: if anything still needs the data, erasure is
 refused with the reasons and the date from which it becomes possible, and, if the subject
-asked for it, restricted instead (Art. 18(1)(c)); otherwise the subject is crypto-shredded
+asked for it, restricted instead to storage and the firm's own legal claims (Art. 17(3)(e), processed
+as Art. 18(2) allows); otherwise the subject is crypto-shredded
 (:meth:`vault.service.VaultService.shred`: keys, blind indexes and recordings) and a
 tombstone entry with the token alone closes the request.
 
@@ -44,7 +45,7 @@ from core.clock import SYSTEM_CLOCK, Clock
 from core.db import read_connection, write_connection
 from core.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from core.logging import clear_of_pii_patterns, get_logger
-from gdpr import repository
+from gdpr import recipients, repository
 from gdpr.deadlines import can_extend, extended_deadline, response_deadline
 from gdpr.export import (
     ArchiveSummary,
@@ -284,6 +285,8 @@ class GdprService:
             self._close(principal, row, "refused", outcome + (";restricted" if restricted else ""))
             return ErasureOutcome(request_id, False, assessment, restricted)
         self.vault.shred(principal, subject)
+        recipients.notify_recipients(self.engine, self.audit, principal, subject, "erasure", request_id,
+                                     self.clock.now())
         receipt = self._log("gdpr.erasure_performed", principal, subject, request_id, "erasure", status="erased")
         self._close(principal, row, "completed", f"erased:tombstone_index:i{receipt}")
         return ErasureOutcome(request_id, True, assessment, tombstone_index=receipt)
@@ -299,6 +302,9 @@ class GdprService:
             raise RequestStateError("inform the subject before the restriction is lifted (Art. 18(3)), then confirm")
         self.contacts.subject_rules.set_restriction(principal, row["subject_token"], not lift, request_id=request_id,
                                                     reason="subject informed" if lift else None)
+        if not lift:
+            recipients.notify_recipients(self.engine, self.audit, principal, row["subject_token"], "restriction",
+                                         request_id, self.clock.now())
         self._close(principal, row, "completed", "restriction:lifted:subject_informed" if lift
                     else "restriction:applied")
         return self._json(self._row(request_id))
@@ -316,6 +322,8 @@ class GdprService:
         kept in clear: they were sealed, and their rows are gone); the change is logged with the field name."""
         row = self._verified(principal, request_id, kind="rectification")
         self.vault.update_field(principal, row["subject_token"], field, list(values))
+        recipients.notify_recipients(self.engine, self.audit, principal, row["subject_token"], "rectification",
+                                     request_id, self.clock.now())
         self._log("gdpr.rectification_applied", principal, row["subject_token"], request_id, "rectification",
                   status="applied", reason=f"field:{field}")
         self._close(principal, row, "completed", f"rectified:{field}")
@@ -385,7 +393,7 @@ class GdprService:
             status="shredded" if status == "shredded" else "active", generated_at=self.clock.now(),
             shredded_at=erasure.erased_at if erasure else None, request_id=request_id, fields=fields,
             contacts=contacts, recordings=recordings, debts=debts, purposes=purposes, recipients=RECIPIENTS,
-            retention=retention, erasure=erasure)
+            retention=retention, erasure=erasure, recipient_register=recipients.for_export(self.engine, subject))
 
     def _export_recording(self, subject: str, index: int, event: dict[str, Any], include: bool) -> ExportRecording:
         payload = event["payload"]

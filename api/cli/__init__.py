@@ -164,6 +164,7 @@ CAPABILITY_COMMANDS: tuple[tuple[str, str], ...] = (
     ("api.cli.vault:subject_app", "subject"),
     ("api.cli.vault:keys_app", "keys"),
     ("api.cli.contacts", "contact"),
+    ("api.cli.debts", "debt"),
     ("api.cli.gdpr", "gdpr"),
 )
 

@@ -110,7 +110,8 @@ def debt(body: JsonFile, as_json: JsonOpt = False, server: ServerOpt = None) -> 
     if as_json:
         _print(info)
     else:
-        barred = "time-barred" if info["time_barred"] else f"time-barred from {info['time_barred_on']}"
+        barred = "time-barred" if info["time_barred"] else (
+            f"time-barred from {info['time_barred_on']}" if info["time_barred_on"] else "period not running")
         _echo(f"debt {info['id']} ({info['kind']}, {'consumer' if info['consumer'] else 'business'}): {barred}")
 
 
