@@ -144,6 +144,9 @@ class ContactPayload(Payload):
     signature: SignaturePayload | None = None
     policy_flags: list[RuleId] = []
     rules_sha256: Sha256Hex | None = None
+    voluntary_payment_request: bool | None = None  # a request to pay that demands nothing (art. 117 § 2¹ k.c.)
+    time_barred_notice: bool | None = None  # the debtor was told the claim is time-barred
+    threats: list[RuleId] | None = None  # what the contact threatened (court, bailiff, debt_register)
 
 
 class ContactBlockedPayload(Payload):

@@ -78,6 +78,7 @@ from contacts.firewall import (
     PlannedContact,
     SubjectState,
     Verdict,
+    Violation,
     evaluate,
 )
 from contacts.preferences import SubjectRuleBook, subject_state
@@ -97,6 +98,7 @@ __all__ = [
     "ContactRefusedError",
     "ContactService",
     "Signature",
+    "violation_json",
 ]
 
 log = get_logger(__name__)
@@ -162,6 +164,9 @@ class ContactRecord:
     recipient: Literal["debtor", "third_party"] = "debtor"
     discloses_debt: bool = True
     demands_payment: bool = False
+    voluntary_payment_request: bool = False
+    time_barred_notice: bool = False
+    threats: tuple[str, ...] = ()
     purpose: str = "debt_collection"
     notes: str | None = None
     gps: tuple[float, float] | None = None
@@ -325,7 +330,9 @@ class ContactService(Guard):
             channel=Channel(contact.channel), planned_at=contact.started_at, agent_id=contact.agent_id,
             debt_id=contact.debt_id, recipient=contact.recipient, discloses_debt=contact.discloses_debt,
             demands_payment=contact.demands_payment, purpose=contact.purpose, direction=contact.direction,
-            conversation=contact.conversation if contact.outcome is not None else None)
+            conversation=contact.conversation if contact.outcome is not None else None,
+            voluntary_payment_request=contact.voluntary_payment_request,
+            time_barred_notice=contact.time_barred_notice, threats=frozenset(contact.threats))
         return evaluate(self.rules, planned, context.subject, debt_state, context.history)
 
     # -- recording contacts --------------------------------------------------------------------
@@ -461,7 +468,7 @@ class ContactService(Guard):
                 out[i] = ContactRefusedError(
                     "refused by " + ", ".join(rules) + ": " + "; ".join(
                         v.message for v in refused.violations if v.action == "refuse"),
-                    rules=[{"rule": v.rule, "action": v.action, "message": v.message} for v in refused.violations],
+                    rules=[violation_json(v) for v in refused.violations],
                     event_id=result.event_id, index=result.index, duplicate=result.duplicate)
             else:
                 out[i] = _receipt(result, event_type, rules, found)
@@ -560,6 +567,8 @@ class ContactService(Guard):
             "promise_amount_minor": contact.promise_amount_minor, "promise_due": iso_date(contact.promise_due),
             "payment_amount_minor": contact.payment_amount_minor, "currency": contact.currency,
             "policy_flags": flags, "rules_sha256": self.rules.sha256,
+            "voluntary_payment_request": contact.voluntary_payment_request or None,
+            "time_barred_notice": contact.time_barred_notice or None, "threats": list(contact.threats) or None,
         }
         if contact.signature is not None:
             sig = contact.signature
@@ -682,9 +691,15 @@ def _check_outcome_details(contact: ContactRecord) -> None:
 
 # -- small pure helpers --------------------------------------------------------------------------
 
+def violation_json(violation: Violation) -> dict[str, Any]:
+    """A violation as the API answers it: the rule, its action, the message, and what the rule rests on."""
+    return {"rule": violation.rule, "action": violation.action, "message": violation.message,
+            "source_kind": violation.source_kind, "source": violation.source}
+
+
 def _history_window(rules: ContactRules) -> timedelta:
-    """How far back the firewall's rules look: the frequency cap's window or the longest cooldown."""
-    cap = rules.rules.frequency_cap.window_days
+    """How far back the firewall's rules look: the longest cap window or the longest cooldown."""
+    cap = max(rules.rules.frequency_cap.window_days, rules.rules.person_cap.window_days)
     cooldown = max(rules.rules.cooldown_after_conversation.hours.values(), default=0)
     return max(timedelta(days=cap), timedelta(hours=cooldown))
 

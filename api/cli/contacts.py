@@ -175,8 +175,8 @@ def rules(path: Annotated[Path | None, typer.Argument(help="A rules file (defaul
         _print({"sha256": loaded.sha256, **document})
         return
     _echo(f"contact rules {loaded.source}: valid, sha256 {loaded.sha256}")
-    table = Table("rule", "enabled", "action", "directions")
+    table = Table("rule", "enabled", "action", "directions", "source")
     for name, rule in document["rules"].items():
         table.add_row(name, "yes" if rule.get("enabled", True) else "no", rule["action"],
-                      ",".join(rule.get("directions", [])))
+                      ",".join(rule.get("directions", [])), rule["source"]["kind"])
     console.print(table)

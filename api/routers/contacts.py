@@ -28,7 +28,7 @@ from api.idempotency import ApiRoute, Idempotency, Idempotent, IdempotentByServi
 from api.routers.vault import NO_STORE, PROBLEMS, SubjectToken, subject_gate
 from api.schemas import Cursor, Day, Instant, Page, decode_cursor, limit_query, page_json
 from contacts.preferences import Preferences
-from contacts.service import ContactRecord, Signature
+from contacts.service import ContactRecord, Signature, violation_json
 from identity.principal import Principal
 
 router = APIRouter(tags=["contacts"], route_class=ApiRoute)
@@ -77,7 +77,12 @@ class ContactModel(BaseModel):
     outcome: str | None = Field(None, max_length=32, pattern=r"^[a-z][a-z0-9_]{0,31}$")
     recipient: Literal["debtor", "third_party"] = "debtor"
     discloses_debt: bool = True
-    demands_payment: bool = False
+    demands_payment: bool = Field(False, description="Demands payment (refused on a consumer's time-barred claim, "
+                                                     "art. 117 § 2¹ k.c.)")
+    voluntary_payment_request: bool = Field(False, description="Asks for voluntary payment without demanding it")
+    time_barred_notice: bool = Field(False, description="Tells the debtor the claim is time-barred")
+    threats: list[Literal["court", "bailiff", "debt_register"]] = Field(
+        [], max_length=3, description="What the contact threatens the debtor with")
     purpose: str = Field("debt_collection", max_length=64, pattern=r"^[a-z][a-z0-9_.:-]{0,63}$")
     notes: str | None = Field(None, max_length=20_000, description="Free text; PII in it is found, sealed, replaced")
     gps: GpsModel | None = Field(None, description="A field visit's position (sealed)")
@@ -95,7 +100,9 @@ class ContactModel(BaseModel):
             subject=self.subject, channel=self.channel, direction=self.direction, agent_id=self.agent_id,
             started_at=self.started_at, ended_at=self.ended_at, debt_id=self.debt_id, case_id=self.case_id,
             outcome=self.outcome, recipient=self.recipient, discloses_debt=self.discloses_debt,
-            demands_payment=self.demands_payment, purpose=self.purpose, notes=self.notes,
+            demands_payment=self.demands_payment, voluntary_payment_request=self.voluntary_payment_request,
+            time_barred_notice=self.time_barred_notice, threats=tuple(self.threats), purpose=self.purpose,
+            notes=self.notes,
             gps=(self.gps.lat, self.gps.lon) if self.gps else None,
             gps_accuracy_m=self.gps.accuracy_m if self.gps else None, recording_id=self.recording_id,
             recording_announced=self.recording_announced, promise_amount_minor=self.promise_amount_minor,
@@ -137,7 +144,7 @@ class ObjectionModel(BaseModel):
 
 def _verdict_json(verdict: Any, rules_sha256: str) -> dict[str, Any]:
     return {"allowed": verdict.allowed, "flagged": verdict.flagged,
-            "violations": [{"rule": v.rule, "action": v.action, "message": v.message} for v in verdict.violations],
+            "violations": [violation_json(v) for v in verdict.violations],
             "rules_checked": list(verdict.rules_checked), "rules_sha256": rules_sha256}
 
 
