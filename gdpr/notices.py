@@ -55,6 +55,7 @@ EXEMPTIONS: Final = {
 VIEWS: Final = ("open", "overdue", "due_soon", "closed", "all")
 LIST_LIMIT: Final = 500
 _LEGAL_ZONE: Final = ZoneInfo("Europe/Warsaw")
+_UNREAD: Final = object()  # the first contact has not been read yet
 
 
 class NoticeNotFoundError(NotFoundError):
@@ -162,10 +163,11 @@ class NoticeBook:
             firsts = repo.first_contacts(conn, [r["id"] for r in rows])
         return [self._json(r, firsts.get(r["id"])) for r in rows]
 
-    def _json(self, row: dict[str, Any], first_contact: datetime | None = None) -> dict[str, Any]:
-        if first_contact is None and row["status"] == "open" and "id" in row:
+    def _json(self, row: dict[str, Any], first_contact: datetime | object | None = _UNREAD) -> dict[str, Any]:
+        if first_contact is _UNREAD:
             with read_connection(self.engine) as conn:
                 first_contact = repo.first_contacts(conn, [row["id"]]).get(row["id"])
+        assert first_contact is None or isinstance(first_contact, datetime)  # noqa: S101 - read above
         today = self.clock.now().date()
         first = aware(first_contact).astimezone(_LEGAL_ZONE).date() if first_contact is not None else None
         due = notice_deadline(row["obtained_on"], first)
