@@ -124,7 +124,8 @@ def record_breach(request: Request, user: User, form: PostedForm, runtime: Runti
         try:
             runtime.gdpr_registers.breaches.record(user.principal, NewBreach(
                 aware_at=aware_at, nature=nature, data_categories=categories, risk=risk,
-                subjects_count=int(count) if count.isdigit() else None, **texts))
+                subjects_count=int(count) if count.isdigit() else None, facts=texts["facts"],
+                effects=texts["effects"], remedial_action=texts["remedial_action"]))
         except InvalidInputError:
             errors["form"] = "registers.breach_invalid"
         else:
