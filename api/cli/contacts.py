@@ -110,8 +110,8 @@ def debt(body: JsonFile, as_json: JsonOpt = False, server: ServerOpt = None) -> 
     if as_json:
         _print(info)
     else:
-        barred = "time-barred" if info["time_barred"] else (
-            f"time-barred from {info['time_barred_on']}" if info["time_barred_on"] else "period not running")
+        barred = (f"time-barred {'since' if info['time_barred'] else 'from'} {info['time_barred_on']}"
+                  if info["time_barred_on"] else "period not running (proceedings pending or suspended)")
         _echo(f"debt {info['id']} ({info['kind']}, {'consumer' if info['consumer'] else 'business'}): {barred}")
 
 
