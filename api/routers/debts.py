@@ -157,7 +157,8 @@ def record_debt_event(debt_id: DebtId, body: DebtEventModel, runtime: RuntimeDep
 
 @router.post("/v1/debts/{debt_id}/parties", status_code=201, responses=PROBLEMS,
              summary="Link a guarantor or co-debtor to a debt (idempotent); each has their own limitation period")
-def link_party(debt_id: DebtId, body: PartyModel, runtime: RuntimeDep, principal: Recorder) -> dict[str, Any]:
+def link_party(debt_id: DebtId, body: PartyModel, runtime: RuntimeDep, principal: Recorder,
+               idempotency: Idempotent) -> dict[str, Any]:  # noqa: ARG001 - see api.idempotency
     info = runtime.contacts.debts.link_party(principal, debt_id, body.subject, body.role)
     runtime.gdpr_registers.party_linked(principal, info, body.subject)
     return info.to_json(runtime.clock.now().date())
