@@ -168,5 +168,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "api.routers.identity",
     "api.routers.vault",
     "api.routers.contacts",
+    "api.routers.debts",
     "api.routers.gdpr",
+    "api.routers.gdpr_registers",
 )

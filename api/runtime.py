@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from audit.service import AuditLog
     from audit.witness_client import CosignatureCollector
     from contacts.service import ContactService
+    from gdpr.registers import GdprRegisters
     from gdpr.retention_job import RetentionJob
     from gdpr.service import GdprService
     from identity.secretbox import SecretBox
@@ -136,6 +137,13 @@ class Runtime:
         from gdpr.service import GdprService
 
         return GdprService(self.engine, self.vault, self.contacts, self.audit, self.authorizer, self.clock)
+
+    @cached_property
+    def gdpr_registers(self) -> GdprRegisters:
+        """The DPO's registers: Art. 14 notices, Art. 19 recipients, the Art. 33(5) breach register."""
+        from gdpr.registers import GdprRegisters
+
+        return GdprRegisters(self.engine, self.audit, self.clock)
 
     def retention_job(self) -> RetentionJob:
         """The retention job over ``policies/retention.yaml`` (validated when loaded)."""

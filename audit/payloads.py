@@ -118,6 +118,9 @@ class ContactPayload(Payload):
     signature: SignaturePayload | None = None
     policy_flags: list[RuleId] = []
     rules_sha256: Sha256Hex | None = None
+    voluntary_payment_request: bool | None = None  # a request to pay that demands nothing (art. 117 § 2¹ k.c.)
+    time_barred_notice: bool | None = None  # the debtor was told the claim is time-barred
+    threats: list[RuleId] | None = None  # what the contact threatened (court, bailiff, debt_register)
 
 
 class ContactBlockedPayload(Payload):
@@ -142,6 +145,32 @@ class DebtPayload(Payload):
     judgment_date: Code | None = None
     status: Code | None = None
     settled_on: Code | None = None
+    creditor_kind: Code | None = None
+    held_as: Code | None = None
+
+
+class DebtEventPayload(Payload):
+    """An event of a debt's legal history (contacts/legal_events.py), and the period it leaves."""
+
+    debt_id: Code
+    event: Code  # the kind: judgment, payment_order, enforcement_started, acknowledgement, ...
+    on: Code  # the day it took effect (YYYY-MM-DD)
+    seq: int = Field(ge=1)
+    party: Token | None = None  # the guarantor or co-debtor it concerns; None: the debtor or every party
+    source: Text | None = None  # where the event is evidenced (a court file reference, a document code)
+    assignee: Text | None = None  # an organisation's name: free text
+    amount_minor: int | None = Field(None, ge=0)
+    ground: Text | None = None
+    withdrawn: bool = False
+    limitation_end: Code | None = None  # the last day of the period after it; None: not running
+
+
+class DebtPartyPayload(Payload):
+    """A guarantor or co-debtor linked to a debt."""
+
+    debt_id: Code
+    party: Token
+    role: Literal["guarantor", "co_debtor"]
 
 
 class CasePayload(Payload):
@@ -229,6 +258,46 @@ class ErasureOverridePayload(Payload):
     overridden: list[RuleId]
     justification: Sealed
     due: datetime | None = None  # when erasure would have become possible (None: a hold with no end)
+
+
+class NoticePayload(Payload):
+    """The Art. 14 duty to inform after obtaining data elsewhere: opened, given, or exempt."""
+
+    notice_id: Code
+    status: Literal["open", "given", "exempt"]
+    debt_id: Code | None = None
+    obtained_on: Code | None = None
+    due_on: Code | None = None
+    given_on: Code | None = None
+    channel: Code | None = None
+    exemption: Code | None = None
+
+
+class RecipientPayload(Payload):
+    """A recipient of the subject's data (Art. 19), or a notification to one of a change."""
+
+    recipient_id: Code
+    kind: Code
+    name: Text | None = None  # an organisation's name: free text
+    debt_id: Code | None = None
+    notification_id: Code | None = None
+    action: Literal["rectification", "erasure", "restriction"] | None = None
+    request_id: Code | None = None
+    status: Code | None = None
+    method: Code | None = None
+
+
+class BreachPayload(Payload):
+    """An entry of the breach register (Art. 33(5)); the texts themselves are bound by their SHA-256."""
+
+    breach_id: Code
+    risk: Literal["unlikely", "risk", "high"]
+    aware_at: datetime
+    notify_by: datetime
+    subjects_count: int | None = Field(None, ge=0)
+    texts_sha256: Sha256Hex
+    authority_notified_at: datetime | None = None
+    subjects_notified_at: datetime | None = None
 
 
 class PolicyLoadedPayload(Payload):

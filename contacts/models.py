@@ -5,9 +5,14 @@ the console query (caps, cooldowns, history, denials) and the facts the rules ne
 holds personal data in clear: subjects are tokens, agents are ids, notes and GPS positions
 live sealed in the log entry, never here.
 
-* ``contact_debts``: a debt of a subject: the creditor it was assigned from, its kind for
-  the limitation clock (:mod:`contacts.limitation`), due and judgment dates, amount in
-  minor units, status (``open``, ``settled``, ``written_off``).
+* ``contact_debts``: a debt of a subject: the creditor it was assigned from and what kind of
+  creditor that is, its kind for the limitation clock (:mod:`contacts.limitation`), due
+  date, amount in minor units, status (``open``, ``settled``, ``written_off``), and whether
+  the firm holds it as controller (it bought the claim) or as the creditor's processor.
+  ``judgment_date`` is read no more: since ``0013`` a judgment is an event of the history.
+* ``contact_debt_events``: the debt's legal history (:mod:`contacts.legal_events`), one row
+  per event in the order recorded (``seq``), with the log index of its ``debt.event_recorded``.
+* ``contact_debt_parties``: guarantors and co-debtors of a debt, by subject token.
 * ``contact_cases``: a collection case on a debt, which agents are assigned to
   (``identity_case_assignments`` holds the assignment, by case id).
 * ``contact_subject_rules``: what the subject asked for or what applies to them: time zone,
@@ -17,21 +22,35 @@ live sealed in the log entry, never here.
 * ``contact_events``: one row per recorded or refused contact, keyed by its audit event id,
   with the log index: the firewall's history and the console's lists.
 
-The schema is created by the Alembic revision ``0005_contacts``.
+The schema is created by the Alembic revisions ``0005_contacts`` and ``0013_debts_in_law``.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
 
-CONTACT_TABLES = ("contact_debts", "contact_cases", "contact_subject_rules", "contact_objections", "contact_events")
+CONTACT_TABLES = ("contact_debts", "contact_cases", "contact_subject_rules", "contact_objections", "contact_events",
+                  "contact_debt_events", "contact_debt_parties")
 
 DEBT_STATUSES = ("open", "settled", "written_off")
+PARTY_ROLES = ("guarantor", "co_debtor")
+HELD_AS = ("controller", "processor")
 CASE_STATUSES = ("open", "closed")
 DECISIONS = ("allow", "flag", "refuse")
 
@@ -53,8 +72,43 @@ class Debt(Base):
     settled_on: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    creditor_kind: Mapped[str | None] = mapped_column(String(24))
+    held_as: Mapped[str] = mapped_column(String(16), server_default="controller")
 
     __table_args__ = (CheckConstraint("status IN ('open', 'settled', 'written_off')", name="status"),)
+
+
+class DebtEvent(Base):
+    __tablename__ = "contact_debt_events"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the audit event id
+    debt_id: Mapped[str] = mapped_column(String(64), ForeignKey("contact_debts.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    occurred_on: Mapped[date] = mapped_column(Date)
+    party: Mapped[str | None] = mapped_column(String(64), ForeignKey("vault_subjects.token"), index=True)
+    source: Mapped[str] = mapped_column(String(200))
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    ground: Mapped[str | None] = mapped_column(String(32))
+    withdrawn: Mapped[bool] = mapped_column(Boolean)
+    log_index: Mapped[int | None] = mapped_column(BigInteger)
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("debt_id", "seq", name="uq_contact_debt_events_seq"),)
+
+
+class DebtParty(Base):
+    __tablename__ = "contact_debt_parties"
+
+    debt_id: Mapped[str] = mapped_column(String(64), ForeignKey("contact_debts.id"), primary_key=True)
+    subject_token: Mapped[str] = mapped_column(String(64), ForeignKey("vault_subjects.token"), primary_key=True,
+                                               index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (CheckConstraint("role IN ('guarantor', 'co_debtor')", name="role"),)
 
 
 class Case(Base):

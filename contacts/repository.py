@@ -12,9 +12,11 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, and_, func, insert, or_, select, update
 
-from contacts.models import Case, ContactEvent, Debt, Objection, SubjectRules
+from contacts.models import Case, ContactEvent, Debt, DebtEvent, DebtParty, Objection, SubjectRules
 
 debts = cast(Table, Debt.__table__)
+debt_events = cast(Table, DebtEvent.__table__)
+debt_parties = cast(Table, DebtParty.__table__)
 cases = cast(Table, Case.__table__)
 subject_rules = cast(Table, SubjectRules.__table__)
 objections = cast(Table, Objection.__table__)
@@ -67,6 +69,49 @@ def debts_of(conn: Connection, subject: str) -> list[dict[str, Any]]:
 
 def update_debt(conn: Connection, debt_id: str, values: dict[str, Any]) -> int:
     return conn.execute(update(debts).where(debts.c.id == debt_id).values(**values)).rowcount
+
+
+def debts_as_party(conn: Connection, subject: str) -> list[tuple[dict[str, Any], str]]:
+    """The debts on which ``subject`` is a guarantor or co-debtor, with the role, by due date."""
+    rows = conn.execute(select(debts, debt_parties.c.role).join(debt_parties, debt_parties.c.debt_id == debts.c.id)
+                        .where(debt_parties.c.subject_token == subject).order_by(debts.c.due_date, debts.c.id))
+    return [({k: v for k, v in r.items() if k != "role"}, r["role"]) for r in rows.mappings()]
+
+
+def events_of_debts(conn: Connection, debt_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """The legal history of each debt of ``debt_ids``, in the order recorded; every id present."""
+    out: dict[str, list[dict[str, Any]]] = {d: [] for d in debt_ids}
+    for chunk in _chunks(list(dict.fromkeys(debt_ids))):
+        rows = conn.execute(select(debt_events).where(debt_events.c.debt_id.in_(chunk))
+                            .order_by(debt_events.c.debt_id, debt_events.c.seq))
+        for row in rows.mappings():
+            out[row["debt_id"]].append(dict(row))
+    return out
+
+
+def parties_of_debts(conn: Connection, debt_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """The guarantors and co-debtors of each debt of ``debt_ids``, oldest first; every id present."""
+    out: dict[str, list[dict[str, Any]]] = {d: [] for d in debt_ids}
+    for chunk in _chunks(list(dict.fromkeys(debt_ids))):
+        rows = conn.execute(select(debt_parties).where(debt_parties.c.debt_id.in_(chunk))
+                            .order_by(debt_parties.c.debt_id, debt_parties.c.recorded_at, debt_parties.c.subject_token))
+        for row in rows.mappings():
+            out[row["debt_id"]].append(dict(row))
+    return out
+
+
+def next_event_seq(conn: Connection, debt_id: str) -> int:
+    """The number the debt's next event takes (1 for the first)."""
+    return int(conn.execute(select(func.coalesce(func.max(debt_events.c.seq), 0))
+                            .where(debt_events.c.debt_id == debt_id)).scalar_one()) + 1
+
+
+def insert_debt_event(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(insert(debt_events), [row])
+
+
+def insert_party(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(insert(debt_parties), [row])
 
 
 def insert_case(conn: Connection, row: dict[str, Any]) -> None:
@@ -257,6 +302,19 @@ def debts_in_range(conn: Connection, first: str, last: str) -> dict[str, list[di
                         .order_by(debts.c.subject_token, debts.c.due_date, debts.c.id))
     for row in rows.mappings():
         out.setdefault(row["subject_token"], []).append(dict(row))
+    return out
+
+
+def party_debts_in_range(conn: Connection, first: str, last: str) -> dict[str, list[tuple[dict[str, Any], str]]]:
+    """For each subject first..last that is a guarantor or co-debtor: those debts, with the role."""
+    out: dict[str, list[tuple[dict[str, Any], str]]] = {}
+    rows = conn.execute(select(debts, debt_parties.c.role, debt_parties.c.subject_token.label("party"))
+                        .join(debt_parties, debt_parties.c.debt_id == debts.c.id)
+                        .where(debt_parties.c.subject_token >= first, debt_parties.c.subject_token <= last)
+                        .order_by(debt_parties.c.subject_token, debts.c.due_date, debts.c.id))
+    for row in rows.mappings():
+        debt = {k: v for k, v in row.items() if k not in ("role", "party")}
+        out.setdefault(row["party"], []).append((debt, row["role"]))
     return out
 
 

@@ -8,6 +8,10 @@ Invariants:
   switch one off, say ``enabled: false``;
 - every rule has an ``action``: ``refuse`` (the contact is blocked) or ``flag`` (it goes
   ahead and is recorded with a flag);
+- every rule names its ``source``: the kind (``statute``, ``regulator_guidance``,
+  ``industry_code``, ``firm_policy``) and the citation, which the firewall's answer repeats
+  with each violation, so a refusal says whether the law, a regulator, an industry code or
+  the firm's own choice stands behind it;
 - channel names are those of :class:`audit.events.Channel`; times are quoted ``"HH:MM"``
   strings in the subject's local time, a window is ``[start, end)`` with ``start < end``
   (``"24:00"`` is allowed as an end); caps and cooldowns are non-negative integers;
@@ -45,6 +49,7 @@ from policies.yamlfile import read_policy_text, validated_document
 __all__ = [
     "DEFAULT_RULES_PATH",
     "RULE_IDS",
+    "SOURCE_KINDS",
     "Action",
     "AllowedHoursRule",
     "CeaseContactRule",
@@ -57,11 +62,17 @@ __all__ = [
     "FrequencyCapRule",
     "HoursWindow",
     "ObjectionRule",
+    "PersonCapRule",
     "PublicHolidayRule",
     "RestrictionRule",
     "RuleSet",
+    "Source",
+    "SourceKind",
     "ThirdPartyDisclosureRule",
     "TimeBarredDemandRule",
+    "TimeBarredRequestBanRule",
+    "TimeBarredVoluntaryRequestRule",
+    "WeekendConsentRule",
     "WeekendRule",
     "load_rules",
     "rules_from_yaml",
@@ -78,14 +89,22 @@ RULE_IDS: Final = (
     "channel_opt_out",
     "third_party_disclosure",
     "time_barred_demand",
+    "time_barred_voluntary_request",
+    "time_barred_request_ban",
     "public_holiday",
     "weekend",
+    "weekend_consent",
     "allowed_hours",
     "frequency_cap",
+    "person_cap",
     "cooldown_after_conversation",
 )
 
+#: The kinds of source a rule can rest on, from binding law to the firm's own choice.
+SOURCE_KINDS: Final = ("statute", "regulator_guidance", "industry_code", "firm_policy")
+
 Action = Literal["refuse", "flag"]
+SourceKind = Literal["statute", "regulator_guidance", "industry_code", "firm_policy"]
 Direction = Literal["outbound", "inbound"]
 
 _TIME = re.compile(r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})")
@@ -162,9 +181,17 @@ class HoursWindow(_Model):
         return self.start_minute <= minute_of_day < self.end_minute
 
 
+class Source(_Model):
+    """What a rule rests on: the kind of source and the citation (an article, a decision, a code, a policy)."""
+
+    kind: SourceKind
+    cite: Annotated[StrictStr, Field(min_length=1, max_length=500)]
+
+
 class _Rule(_Model):
     enabled: StrictBool = True
     action: Action
+    source: Source
     directions: Annotated[tuple[Direction, ...], Field(min_length=1)] = ("outbound",)
 
     @field_validator("directions")
@@ -192,10 +219,29 @@ class AllowedHoursRule(_Rule):
 
 
 class WeekendRule(_Rule):
-    """Saturday and Sunday: a listed channel needs the subject's consent and its window."""
+    """Saturday and Sunday: contact on a listed channel only inside its window."""
 
-    consent_required: StrictBool = True
     hours: dict[Channel, HoursWindow]
+
+
+class WeekendConsentRule(_Rule):
+    """Saturday and Sunday: a listed channel needs the subject's consent; the channel's own action (or the rule's)."""
+
+    channels: dict[Channel, Action | None]
+
+
+class PersonCapRule(_Rule):
+    """At most ``max_contacts`` earlier outbound contacts with one person in a rolling window, across every debt
+    and every listed channel."""
+
+    window_days: Annotated[StrictInt, Field(ge=1, le=366)]
+    max_contacts: Annotated[StrictInt, Field(ge=0, le=10000)]
+    channels: tuple[Channel, ...]
+
+    @field_validator("channels")
+    @classmethod
+    def _channels_unique(cls, value: tuple[Channel, ...]) -> tuple[Channel, ...]:
+        return _unique(value)
 
 
 class PublicHolidayRule(_Rule):
@@ -246,6 +292,17 @@ class TimeBarredDemandRule(_Rule):
     """No demand for payment of a time-barred claim against a consumer (art. 117 § 2¹ k.c.)."""
 
 
+class TimeBarredVoluntaryRequestRule(_Rule):
+    """A request for voluntary payment of a time-barred consumer claim tells the debtor it is time-barred and
+    threatens nothing (no court, bailiff or debt register); the listed threats are what the firewall checks."""
+
+    threats: tuple[Annotated[StrictStr, Field(pattern=r"^[a-z][a-z_]{0,31}$")], ...]
+
+
+class TimeBarredRequestBanRule(_Rule):
+    """The firm's own choice, if it makes it: no payment request at all on a time-barred consumer claim."""
+
+
 class RuleSet(_Model):
     """Every rule of the firewall, by id."""
 
@@ -255,10 +312,14 @@ class RuleSet(_Model):
     channel_opt_out: ChannelOptOutRule
     third_party_disclosure: ThirdPartyDisclosureRule
     time_barred_demand: TimeBarredDemandRule
+    time_barred_voluntary_request: TimeBarredVoluntaryRequestRule
+    time_barred_request_ban: TimeBarredRequestBanRule
     public_holiday: PublicHolidayRule
     weekend: WeekendRule
+    weekend_consent: WeekendConsentRule
     allowed_hours: AllowedHoursRule
     frequency_cap: FrequencyCapRule
+    person_cap: PersonCapRule
     cooldown_after_conversation: CooldownRule
 
 

@@ -69,7 +69,8 @@ from contacts.common import (
     check_plain,
     iso_date,
 )
-from contacts.debts import DebtBook, DebtInfo, debt_info
+from contacts.debt_info import debt_infos
+from contacts.debts import DebtBook, DebtInfo
 from contacts.firewall import (
     ContactHistory,
     DebtState,
@@ -77,6 +78,7 @@ from contacts.firewall import (
     PlannedContact,
     SubjectState,
     Verdict,
+    Violation,
     evaluate,
 )
 from contacts.preferences import SubjectRuleBook, subject_state
@@ -96,6 +98,7 @@ __all__ = [
     "ContactRefusedError",
     "ContactService",
     "Signature",
+    "violation_json",
 ]
 
 log = get_logger(__name__)
@@ -161,6 +164,9 @@ class ContactRecord:
     recipient: Literal["debtor", "third_party"] = "debtor"
     discloses_debt: bool = True
     demands_payment: bool = False
+    voluntary_payment_request: bool = False
+    time_barred_notice: bool = False
+    threats: tuple[str, ...] = ()
     purpose: str = "debt_collection"
     notes: str | None = None
     gps: tuple[float, float] | None = None
@@ -283,6 +289,7 @@ class ContactService(Guard):
             objections = repository.active_objections_of(conn, live)
             recent = repository.recent_events_of(conn, {token: since[token] for token in live})
             debt_rows = repository.debts_by_id(conn, debt_ids)
+            debts = {d.id: d for d in debt_infos(conn, list(debt_rows.values()))}
         states = {token: subject_state(rules.get(token), objections[token]) for token in live}
         histories = {token: tuple(
             PastContact(channel=Channel(r["channel"]), debt_id=r["debt_id"], at=aware(r["occurred_at"]),
@@ -301,14 +308,15 @@ class ContactService(Guard):
             if contact.case_id is not None and contact.case_id not in case_ids[token]:
                 out.append(CaseNotFoundError("the subject has no case with this id"))
                 continue
-            debt_row = debt_rows.get(contact.debt_id) if contact.debt_id is not None else None
-            if contact.debt_id is not None and debt_row is None:
+            debt = debts.get(contact.debt_id) if contact.debt_id is not None else None
+            if contact.debt_id is not None and debt is None:
                 out.append(DebtNotFoundError("no debt has this id"))
                 continue
-            debt = debt_info(debt_row) if debt_row is not None else None
-            if debt is not None and debt.subject != token:
+            if debt is not None and token not in debt.party_tokens:
                 out.append(InvalidInputError("the debt belongs to another subject"))
                 continue
+            if debt is not None and debt.subject != token:  # a guarantor or co-debtor: their own period
+                debt = debt.viewed_by(token)
             state = states[token]
             resource = Resource("subject", token, case_ids=case_ids[token], restricted=state.restricted)
             out.append(_Context(resource, state, debt, ContactHistory(contacts=histories[token]), heads[token]))
@@ -322,7 +330,9 @@ class ContactService(Guard):
             channel=Channel(contact.channel), planned_at=contact.started_at, agent_id=contact.agent_id,
             debt_id=contact.debt_id, recipient=contact.recipient, discloses_debt=contact.discloses_debt,
             demands_payment=contact.demands_payment, purpose=contact.purpose, direction=contact.direction,
-            conversation=contact.conversation if contact.outcome is not None else None)
+            conversation=contact.conversation if contact.outcome is not None else None,
+            voluntary_payment_request=contact.voluntary_payment_request,
+            time_barred_notice=contact.time_barred_notice, threats=frozenset(contact.threats))
         return evaluate(self.rules, planned, context.subject, debt_state, context.history)
 
     # -- recording contacts --------------------------------------------------------------------
@@ -459,7 +469,7 @@ class ContactService(Guard):
                 out[i] = ContactRefusedError(
                     "refused by " + ", ".join(rules) + ": " + "; ".join(
                         v.message for v in refused.violations if v.action == "refuse"),
-                    rules=[{"rule": v.rule, "action": v.action, "message": v.message} for v in refused.violations],
+                    rules=[violation_json(v) for v in refused.violations],
                     event_id=result.event_id, index=result.index, duplicate=result.duplicate)
             else:
                 out[i] = _receipt(result, event_type, rules, found)
@@ -573,6 +583,8 @@ class ContactService(Guard):
             "promise_amount_minor": contact.promise_amount_minor, "promise_due": iso_date(contact.promise_due),
             "payment_amount_minor": contact.payment_amount_minor, "currency": contact.currency,
             "policy_flags": flags, "rules_sha256": self.rules.sha256,
+            "voluntary_payment_request": contact.voluntary_payment_request or None,
+            "time_barred_notice": contact.time_barred_notice or None, "threats": list(contact.threats) or None,
         }
         if contact.signature is not None:
             sig = contact.signature
@@ -695,9 +707,15 @@ def _check_outcome_details(contact: ContactRecord) -> None:
 
 # -- small pure helpers --------------------------------------------------------------------------
 
+def violation_json(violation: Violation) -> dict[str, Any]:
+    """A violation as the API answers it: the rule, its action, the message, and what the rule rests on."""
+    return {"rule": violation.rule, "action": violation.action, "message": violation.message,
+            "source_kind": violation.source_kind, "source": violation.source}
+
+
 def _history_window(rules: ContactRules) -> timedelta:
-    """How far back the firewall's rules look: the frequency cap's window or the longest cooldown."""
-    cap = rules.rules.frequency_cap.window_days
+    """How far back the firewall's rules look: the longest cap window or the longest cooldown."""
+    cap = max(rules.rules.frequency_cap.window_days, rules.rules.person_cap.window_days)
     cooldown = max(rules.rules.cooldown_after_conversation.hours.values(), default=0)
     return max(timedelta(days=cap), timedelta(hours=cooldown))
 

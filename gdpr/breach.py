@@ -16,7 +16,11 @@ with the totals, the window, and the Art. 33(1) clock: ``notify_by`` is
 :func:`gdpr.deadlines.breach_notification_due` of the moment of awareness (72 hours), with
 the hours left at ``now`` and whether it is overdue. The subjects likely to be at high
 risk (Art. 34) are those whose identifiers (:data:`HIGH_RISK_FIELDS`) were revealed in
-full, or who were exported (an export holds every field in clear).
+full, who were exported (an export holds every field in clear), or whose name and address
+were both obtained (in any view: a role's mask may show them in clear) while the log shows
+them as a party of a debt (``debt.recorded``, ``debt.party_linked``): a person named,
+found at home and known to owe money to a collection firm is exposed to fraud, pressure and
+stigma (:data:`HIGH_RISK_COMBINATIONS`; the reading: docs/legal/breach-register.md).
 
 A bulk reveal is what one :meth:`vault.service.VaultService.reveal_many` call writes: one
 ``vault.access`` entry per subject, appended as one group, which the sequencer never
@@ -38,7 +42,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
@@ -51,6 +55,7 @@ from gdpr.deadlines import breach_notification_due
 __all__ = [
     "BREACH_REPORT_FORMAT",
     "BULK_GAP",
+    "HIGH_RISK_COMBINATIONS",
     "HIGH_RISK_FIELDS",
     "PAGE_SIZE",
     "BreachReport",
@@ -63,6 +68,10 @@ __all__ = [
 BREACH_REPORT_FORMAT: Final = "tarcza-breach-report/v1"
 #: Identifiers whose disclosure in clear makes identity theft and fraud likely (Art. 34 high risk).
 HIGH_RISK_FIELDS: Final = frozenset({"pesel", "id_card", "passport", "iban"})
+#: Combinations of what was obtained that make the risk high together (the fact of a debt is read from the log).
+HIGH_RISK_COMBINATIONS: Final = {"combination:name+address+debt": (frozenset({"first_name", "last_name"}),
+                                                                   frozenset({"address"}))}
+DEBT_EVENTS: Final = ("debt.recorded", "debt.party_linked")
 #: Entries read from the log per query.
 PAGE_SIZE: Final = 1000
 #: The longest pause between two entries of one bulk reveal.
@@ -360,6 +369,21 @@ def _entries(log: AuditLog, flt: EntryFilter, page_size: int) -> Iterable[Stored
         cursor = page.next_cursor
 
 
+def _has_debt(log: AuditLog, subject: str) -> bool:
+    """Whether the log shows the subject as a debtor, guarantor or co-debtor of a debt."""
+    return any(log.query(EntryFilter(subject=subject, event_type=event_type), limit=1).items
+               for event_type in DEBT_EVENTS)
+
+
+def _with_combinations(log: AuditLog, exposure: SubjectExposure) -> SubjectExposure:
+    """The exposure with the high-risk combinations it completes (each needing the fact of a debt)."""
+    obtained = {f.field for f in exposure.fields}
+    found = [reason for reason, groups in HIGH_RISK_COMBINATIONS.items() if all(obtained & group for group in groups)]
+    if not found or not _has_debt(log, exposure.subject):
+        return exposure
+    return replace(exposure, high_risk_reasons=(*exposure.high_risk_reasons, *found))
+
+
 def _aware(value: datetime, what: str) -> datetime:
     if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInputError(f"{what} must be a timezone-aware datetime")
@@ -386,7 +410,7 @@ def breach_impact(log: AuditLog, actor_id: str, since: datetime, until: datetime
     folder = _Folder()
     for entry in _entries(log, EntryFilter(actor=actor_id, since=since, until=until), page_size):
         folder.add(entry)
-    subjects = folder.exposures()
+    subjects = tuple(_with_combinations(log, exposure) for exposure in folder.exposures())
     counts = folder.counts
     counts["subjects"] = len(subjects)
     counts["high_risk_subjects"] = sum(1 for s in subjects if s.high_risk)

@@ -1,4 +1,4 @@
-"""GDPR time limits: answering a data subject's request (Art. 12(3)) and notifying a breach (Art. 33(1)).
+"""GDPR time limits: answering a request (Art. 12(3)), informing of data obtained elsewhere (Art. 14(3)), a breach.
 
 Pure date arithmetic: no database, no clock; the day a request was received and "today"
 are passed in. Periods are counted as Regulation (EEC, Euratom) No 1182/71 counts them
@@ -37,6 +37,15 @@ Choices, stated because the texts leave room:
   receipt, not as further months added to the (possibly shifted) end of the first month.
   Received 31 January 2026: one month ends on Monday 2 March (28 February is a Saturday);
   extended by two months it ends on Thursday 30 April 2026, not on Monday 4 May.
+- The Art. 14 clock (:func:`notice_deadline`): the information is due "within a reasonable
+  period after obtaining the personal data, but at the latest within one month"
+  (Art. 14(3)(a)), counted like a request's month (Reg. 1182/71, the working-day shift
+  included), and earlier "at the latest at the time of the first communication" with the
+  subject (14(3)(b)) or "when the personal data are first disclosed" to another recipient
+  (14(3)(c)). As the Article 29 Working Party's transparency guidelines (WP260 rev.01,
+  endorsed by the EDPB) read it, (b) and (c) can only bring the one month forward, never
+  extend it: the deadline is the earliest of the three. A first contact or disclosure is a
+  day: the information given that day, with it, is in time.
 - The breach clock (Art. 33(1): "not later than 72 hours after having become aware of
   it") is 72 elapsed hours from the moment of awareness, computed in UTC, so a change of
   daylight-saving time neither adds nor removes an hour. Art. 3(1) and 3(2)(a) of the
@@ -59,6 +68,7 @@ __all__ = [
     "DUE_SOON_DAYS",
     "EXTENSION_MONTHS",
     "MAX_SHIFT_DAYS",
+    "NOTICE_MONTHS",
     "RESPONSE_MONTHS",
     "InvalidPeriodError",
     "add_months",
@@ -66,6 +76,7 @@ __all__ = [
     "can_extend",
     "due_soon",
     "extended_deadline",
+    "notice_deadline",
     "overdue",
     "response_deadline",
 ]
@@ -74,6 +85,8 @@ __all__ = [
 RESPONSE_MONTHS: Final = 1
 #: Art. 12(3): an extension is by one or by two further months.
 EXTENSION_MONTHS: Final = (1, 2)
+#: Art. 14(3)(a): the information is given at the latest within one month of obtaining the data.
+NOTICE_MONTHS: Final = 1
 #: Art. 33(1): hours from awareness to the notification of the supervisory authority.
 BREACH_NOTIFICATION_HOURS: Final = 72
 #: The most days the art. 3(4) shift can add to an unshifted end (see the invariants above).
@@ -127,6 +140,22 @@ def extended_deadline(received: date, extra_months: int) -> date:
     if extra_months not in EXTENSION_MONTHS:
         raise InvalidPeriodError(f"a request may be extended by 1 or 2 further months; got {extra_months}")
     return response_deadline(received, RESPONSE_MONTHS + extra_months)
+
+
+def notice_deadline(obtained_on: date, first_contact_on: date | None = None,
+                    first_disclosure_on: date | None = None) -> date:
+    """The last day to give the Art. 14 information about data obtained on ``obtained_on``.
+
+    One month (Art. 14(3)(a), as :func:`response_deadline` counts it), or the day of the
+    first communication with the subject (14(3)(b)) or of the first disclosure to another
+    recipient (14(3)(c)) on or after ``obtained_on`` if earlier. Obtained Friday 15 May
+    2026: Monday 15 June 2026; first called on 20 May: 20 May.
+    """
+    due = response_deadline(obtained_on, NOTICE_MONTHS)
+    for day in (first_contact_on, first_disclosure_on):
+        if day is not None and obtained_on <= day < due:
+            due = day
+    return due
 
 
 def can_extend(received: date, today: date) -> bool:

@@ -31,13 +31,12 @@ from typing import Any, Final
 
 from audit.events import ErasureOverridePayload, GdprPayload, sealed_b64
 from contacts.common import iso_date
-from contacts.limitation import ClaimKind
 from contacts.service import ContactService
 from core.clock import SYSTEM_CLOCK, Clock
 from core.db import read_connection
 from core.errors import ConflictError, PermissionDeniedError
 from gdpr import repository
-from gdpr.retention import DebtFacts, ErasureAssessment, HoldFacts, SubjectFacts, erasure_assessment
+from gdpr.retention import ErasureAssessment, HoldFacts, SubjectFacts, erasure_assessment, facts_of
 from identity.principal import Principal
 from vault.records import ShredReport
 from vault.service import VaultService
@@ -83,7 +82,7 @@ class Erased:
 def assessment_json(assessment: ErasureAssessment) -> dict[str, Any]:
     return {"allowed": assessment.allowed, "possible_from": iso_date(assessment.possible_from),
             "reasons": [{"rule": r.rule, "ref": r.ref, "until": iso_date(r.until), "detail": r.detail}
-                        for r in assessment.reasons]}
+                        for r in assessment.reasons], **assessment.categories_json()}
 
 
 class ErasureDecision:
@@ -103,9 +102,7 @@ class ErasureDecision:
         """What an erasure of the subject comes to today (no decision about who asks, no effect)."""
         with read_connection(self.engine) as conn:
             hold_rows = repository.holds_of(conn, subject, active_only=True)
-        debts = [DebtFacts(id=d.id, kind=ClaimKind(d.kind), consumer=d.consumer, due_date=d.due_date,
-                           judgment_date=d.judgment_date, status=d.status, settled_on=d.settled_on)
-                 for d in self.contacts.debts.of_subject(subject)]
+        debts = [facts_of(d) for d in self.contacts.debts.of_subject(subject)]
         holds = [HoldFacts(id=h["id"], reason=h["reason"], starts_on=h["starts_on"], ends_on=h["ends_on"])
                  for h in hold_rows]
         return erasure_assessment(debts, holds, self._today())

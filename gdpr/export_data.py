@@ -154,6 +154,7 @@ class ExportContents:
     recipients: Sequence[str] = ()
     retention: Sequence[ExportRetention] = ()
     erasure: ErasureInfo | None = None
+    recipient_register: Sequence[Mapping[str, Any]] = ()  # gdpr.recipients.for_export (Art. 19)
 
 
 # -- data.json -------------------------------------------------------------------------------------
@@ -219,7 +220,15 @@ def subject_data(contents: ExportContents, *, log: Mapping[str, Any] | None = No
             "tombstone_log_index": contents.erasure.tombstone_log_index},
         "log": None if log is None else {k: log[k] for k in ("origin", "tree_size", "root_hash")}
         | {"entries": len(log["entries"])},
+        **recipient_register_data(contents),
     }
+
+
+def recipient_register_data(contents: ExportContents) -> dict[str, Any]:
+    """``recipient_register`` of ``data.json``: to whom the data was disclosed and which of them were told of
+    a rectification, erasure or restriction (GDPR Art. 19, last sentence; Art. 15(1)(c)). Kept apart from
+    :func:`subject_data`'s other parts: it comes from :func:`gdpr.recipients.for_export` as plain values."""
+    return {"recipient_register": [dict(recipient) for recipient in contents.recipient_register]}
 
 
 def check_contents(contents: ExportContents) -> None:

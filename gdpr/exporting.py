@@ -24,6 +24,7 @@ from audit.repository import EntryFilter
 from audit.service import AuditLog
 from contacts.service import ContactService
 from core.clock import SYSTEM_CLOCK, Clock
+from gdpr import recipients
 from gdpr.archive import ArchiveSummary, build_archive
 from gdpr.export_data import (
     ErasureInfo,
@@ -110,7 +111,8 @@ class SubjectExporter:
             status="shredded" if status == "shredded" else "active", generated_at=self.clock.now(),
             shredded_at=erasure.erased_at if erasure else None, request_id=request_id, fields=fields,
             contacts=contacts, recordings=recordings, debts=debts, purposes=purposes, recipients=RECIPIENTS,
-            retention=retention, erasure=erasure)
+            retention=retention, erasure=erasure,
+            recipient_register=recipients.for_export(self.contacts.engine, subject))
 
     def _purpose_descriptions(self) -> dict[str, str]:
         parameters = getattr(self.authorizer, "parameters", None)

@@ -2,22 +2,10 @@
 
 Pure: no database, no clock; facts and "today" are passed in. Three parts:
 
-1. The rules that keep data whatever a schedule says (:func:`erasure_assessment`), each a
-   :class:`Reason` naming the debt or hold it comes from and its last day:
-
-   - ``legal_claim`` (GDPR Art. 17(3)(e), Art. 6(1)(f)): an open debt's claim can still be
-     pursued until the last day of its limitation period (:func:`contacts.limitation.
-     limitation_end`, art. 117-125 k.c.); the data is needed through that day.
-   - ``accounting_retention`` (GDPR Art. 17(3)(b), Art. 6(1)(c)): accounting evidence
-     concerning loans, commercial agreements and claims pursued in civil proceedings is kept
-     "for five years from the beginning of the year following the financial year in which
-     the operations, transactions and proceedings were finally completed, repaid, settled or
-     time-barred" (ustawa o rachunkowości, art. 74 ust. 2 pkt 4). A debt closed on
-     10 June 2019 is kept from 1 January 2020 through 31 December 2024
-     (:func:`accounting_retention_ends_on`) and may be erased from 1 January 2025
-     (:func:`accounting_erasable_from`).
-   - ``legal_hold``: a hold placed by the firm (a dispute, a complaint, an authority's
-     request) keeps everything of the subject until its last day, or indefinitely.
+1. The rules that keep data whatever a schedule says (live claims read from each debt's
+   legal history, the accounting duty of art. 74 ust. 2 pkt 4 of the accounting act, legal
+   holds), per subject and per data category: :mod:`gdpr.claims`, re-exported here
+   (:func:`erasure_assessment`, :class:`DebtFacts`, :class:`HoldFacts`...).
 
 2. The retention schedules, one per data category, in ``policies/retention.yaml``
    (:func:`load_retention`), validated like the contact rules: every category present and
@@ -29,50 +17,23 @@ Pure: no database, no clock; facts and "today" are passed in. Three parts:
 
 Invariants:
 
-- :func:`erasure_possible_from` of a debt is always a 1 January, after its limitation
-  period if it is open; a debt's reasons never reach past it.
-- ``erasure_assessment(...).allowed`` exactly when no reason is left; then ``possible_from``
-  is ``today``. Otherwise it is the day after the last reason's ``until``, or None when a
-  hold has no end: never earlier than tomorrow, never earlier than any debt's
-  :func:`erasure_possible_from`. Adding a debt or a hold never makes it earlier.
 - A schedule's period counts from its event without counting the event's day (as art. 3(1)
   of Regulation 1182/71 counts): the data is kept through the day falling on the same date
   ``period`` later (:meth:`Period.last_day`), and the action is due from the day after.
 - ``shred_subject`` destroys the subject's key, so every category at once: it is due only
   when every schedule with that action is due and :func:`erasure_assessment` allows it.
   Nothing at all is due while a legal hold binds.
-- Details and messages are English and carry ids, kinds and dates, never personal data.
-
-Assumptions (the texts leave room; each chosen on the side of keeping data longer):
-
-- The financial year is the calendar year (art. 3 ust. 1 pkt 9 of the Act, by default).
-- An open debt counts as "finally ... time-barred" for art. 74 ust. 2 pkt 4 in the year of
-  the first day on which it is time-barred (:func:`contacts.limitation.time_barred_on`).
-  With the art. 118 year-end rule that day is a 1 January, so: due 30 June 2025, general
-  (six years), claim needed through 31 December 2031, time-barred from 1 January 2032,
-  accounting retention from 1 January 2033 through 31 December 2037, erasable from
-  1 January 2038. (Reading the period's last day, 31 December 2031, as the year would
-  give one year less.)
-- The firm pursues no time-barred claim, against consumers (art. 117 § 2¹ k.c.) or
-  anyone else, and does not rely on art. 117¹ k.c.; so an open debt's claim horizon ends
-  with its limitation period. Suspension and interruption are not modelled (pass the day
-  the period restarted as the due or judgment date).
-- A settled or written-off debt closes on its ``settled_on`` date, even when that is after
-  it became time-barred (a voluntary payment is then the final settlement). It keeps no
-  claim horizon of its own: defending against the debtor's claims (e.g. the return of an
-  undue payment, art. 410 k.c.) is left to a legal hold. Tax-law retention (Ordynacja
-  podatkowa art. 86) is not modelled separately.
-- A legal hold binds from the moment it is recorded through ``ends_on``; a recorded hold
-  whose ``starts_on`` is still in the future binds already (erasing first would defeat it).
 - A recording is not accounting evidence. One marked ``evidence`` is kept while the claim
-  of its debt (or, with no known debt, any claim of the subject) can be pursued.
+  of its debt (or, with no known debt, any claim of the subject) can be pursued, and
+  indefinitely while that claim's period does not run.
+- Details and messages are English and carry ids, kinds and dates, never personal data.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -89,16 +50,37 @@ from pydantic import (
     model_validator,
 )
 
-from contacts.limitation import ClaimKind, limitation_end, time_barred_on
 from core.errors import InvalidInputError
+from gdpr.claims import (
+    ACCOUNTING_RETENTION_YEARS,
+    CATEGORY_RULES,
+    DEBT_STATUSES,
+    CategoryRetention,
+    DebtFacts,
+    ErasureAssessment,
+    HoldFacts,
+    Reason,
+    RetentionRule,
+    accounting_erasable_from,
+    accounting_retention_ends_on,
+    accounting_retention_starts_on,
+    claim_pending,
+    closing_date,
+    erasure_assessment,
+    erasure_possible_from,
+    facts_of,
+    legal_claim_until,
+)
 from gdpr.deadlines import add_months
 from policies.yamlfile import read_policy_text, validated_document
 
 __all__ = [
     "ACCOUNTING_RETENTION_YEARS",
+    "CATEGORY_RULES",
     "DATA_CATEGORIES",
     "DEBT_STATUSES",
     "DEFAULT_RETENTION_PATH",
+    "CategoryRetention",
     "DebtFacts",
     "DueAction",
     "DueActionKind",
@@ -119,11 +101,13 @@ __all__ = [
     "accounting_erasable_from",
     "accounting_retention_ends_on",
     "accounting_retention_starts_on",
+    "claim_pending",
     "closing_date",
     "due_actions",
     "erasure_assessment",
     "erasure_possible_from",
     "event_date",
+    "facts_of",
     "legal_claim_until",
     "load_retention",
     "retention_from_yaml",
@@ -132,12 +116,6 @@ __all__ = [
 # Found by path beside this package, as contacts/rules.py finds policies/contact_rules.yaml.
 DEFAULT_RETENTION_PATH: Final = Path(__file__).resolve().parents[1] / "policies" / "retention.yaml"
 
-#: Art. 74 ust. 2 pkt 4 of the accounting act: five years.
-ACCOUNTING_RETENTION_YEARS: Final = 5
-#: The statuses of a debt (as ``contacts.models.DEBT_STATUSES``).
-DEBT_STATUSES: Final = ("open", "settled", "written_off")
-
-RetentionRule = Literal["legal_claim", "accounting_retention", "legal_hold"]
 Event = Literal[
     "case_closed", "debt_settled", "limitation_end", "last_contact", "request_completed", "contact_recorded"
 ]
@@ -156,88 +134,7 @@ class RetentionPolicyError(InvalidInputError):
     title = "Invalid retention policy"
 
 
-# -- the accounting duty ---------------------------------------------------------------------
-
-
-def _year_start(year: int) -> date:
-    if year > date.max.year:
-        raise InvalidInputError(f"the retention period ends after the year {date.max.year}")
-    return date(year, 1, 1)
-
-
-def accounting_retention_starts_on(closed_on: date) -> date:
-    """The first day of the accounting retention: 1 January of the year after ``closed_on``'s."""
-    return _year_start(closed_on.year + 1)
-
-
-def accounting_retention_ends_on(closed_on: date) -> date:
-    """The last day the accounting evidence of a debt closed on ``closed_on`` must be kept.
-
-    Closed on 10 June 2019: kept from 1 January 2020 for five years, through 31 December 2024.
-    """
-    return accounting_erasable_from(closed_on) - _ONE_DAY
-
-
-def accounting_erasable_from(closed_on: date) -> date:
-    """The first day on which the accounting duty no longer keeps the evidence (closed 2019: 2025-01-01)."""
-    return _year_start(closed_on.year + 1 + ACCOUNTING_RETENTION_YEARS)
-
-
-# -- the facts -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DebtFacts:
-    """What retention needs to know of a debt (no personal data: an id, a kind, dates).
-
-    ``status`` is one of :data:`DEBT_STATUSES`; ``settled_on`` is the day a settled or
-    written-off debt was closed, and must be None for an open one. ``judgment_date`` (the
-    day the judgment became final) is required for the judgment kinds and refused for the
-    others, as :func:`contacts.limitation.limitation_end` requires.
-    """
-
-    id: str
-    kind: ClaimKind
-    consumer: bool
-    due_date: date
-    judgment_date: date | None = None
-    status: str = "open"
-    settled_on: date | None = None
-
-    def __post_init__(self) -> None:
-        if self.status not in DEBT_STATUSES:
-            raise InvalidInputError(f"debt {self.id}: status must be one of {', '.join(DEBT_STATUSES)}")
-        if self.status == "open" and self.settled_on is not None:
-            raise InvalidInputError(f"debt {self.id}: an open debt has no settled_on date")
-        if self.status != "open" and self.settled_on is None:
-            raise InvalidInputError(f"debt {self.id}: a {self.status} debt needs its settled_on date")
-        time_barred_on(self.kind, self.due_date, self.judgment_date)  # refuses a bad kind/judgment pair now
-
-    @property
-    def is_open(self) -> bool:
-        """Whether the debt is still being collected (neither settled nor written off)."""
-        return self.status == "open"
-
-
-@dataclass(frozen=True)
-class HoldFacts:
-    """A legal hold on a subject: ``ends_on`` is its last day, None for no end.
-
-    ``reason`` is the firm's reason code; it is never copied into a :class:`Reason`'s detail.
-    """
-
-    id: str
-    reason: str
-    starts_on: date
-    ends_on: date | None = None
-
-    def __post_init__(self) -> None:
-        if self.ends_on is not None and self.ends_on < self.starts_on:
-            raise InvalidInputError(f"hold {self.id}: ends_on {self.ends_on} is before starts_on {self.starts_on}")
-
-    def binds_on(self, day: date) -> bool:
-        """Whether the hold keeps the data on ``day``: it has not ended (a future start binds already)."""
-        return self.ends_on is None or day <= self.ends_on
+# -- the facts of a subject ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -265,115 +162,6 @@ class SubjectFacts:
     case_closed_on: date | None = None
     last_contact_on: date | None = None
     request_completed_on: date | None = None
-
-
-# -- what keeps the data ---------------------------------------------------------------------
-
-
-def closing_date(debt: DebtFacts) -> date:
-    """The day the debt is finally closed for art. 74: ``settled_on``, or for an open debt the day it is time-barred."""
-    if debt.settled_on is not None:
-        return debt.settled_on
-    return time_barred_on(debt.kind, debt.due_date, debt.judgment_date)
-
-
-def legal_claim_until(debt: DebtFacts) -> date | None:
-    """The last day the claim can be pursued (the data is needed for it), or None for a closed debt.
-
-    For an open debt, the last day of its limitation period, whatever today is (compare it
-    with today to know whether it still applies).
-    """
-    if not debt.is_open:
-        return None
-    return limitation_end(debt.kind, debt.due_date, debt.judgment_date)
-
-
-def erasure_possible_from(debt: DebtFacts) -> date:
-    """The first day on which neither the claim nor the accounting duty of ``debt`` keeps the data.
-
-    Open, due 2025-06-30, general: 2038-01-01. Settled on 2019-06-10: 2025-01-01.
-    """
-    possible = accounting_erasable_from(closing_date(debt))
-    claim = legal_claim_until(debt)
-    return possible if claim is None else max(possible, claim + _ONE_DAY)
-
-
-@dataclass(frozen=True)
-class Reason:
-    """One rule that keeps a subject's data: from which debt or hold (``ref``), through which day.
-
-    ``until`` is the last day the rule keeps the data, None for no end.
-    """
-
-    rule: RetentionRule
-    ref: str
-    until: date | None
-    detail: str
-
-
-@dataclass(frozen=True)
-class ErasureAssessment:
-    """Whether a subject's data may be erased today, and if not, from when and why.
-
-    ``possible_from`` is ``today`` when allowed, the first day no reason is left when one
-    is, and None when a hold has no end.
-    """
-
-    allowed: bool
-    possible_from: date | None
-    reasons: tuple[Reason, ...]
-
-
-def _debtor(debt: DebtFacts) -> str:
-    return "a consumer" if debt.consumer else "a non-consumer"
-
-
-def _closing_words(debt: DebtFacts, closed: date, today: date) -> str:
-    if debt.status == "settled":
-        return f"was settled on {closed}"
-    if debt.status == "written_off":
-        return f"was written off on {closed}"
-    return f"{'is' if closed <= today else 'will be'} time-barred from {closed}"
-
-
-def _debt_reasons(debt: DebtFacts, today: date) -> list[Reason]:
-    reasons: list[Reason] = []
-    claim = legal_claim_until(debt)
-    if claim is not None and today <= claim:
-        detail = (f"the {debt.kind.value} claim against {_debtor(debt)} can be pursued through {claim} "
-                  f"and is time-barred from {claim + _ONE_DAY} (GDPR Art. 17(3)(e))")
-        reasons.append(Reason("legal_claim", debt.id, claim, detail))
-    closed = closing_date(debt)
-    kept_until = accounting_retention_ends_on(closed)
-    if today <= kept_until:
-        detail = (f"accounting evidence of the debt is kept for {ACCOUNTING_RETENTION_YEARS} years from "
-                  f"{accounting_retention_starts_on(closed)}, as it {_closing_words(debt, closed, today)} "
-                  "(ustawa o rachunkowości art. 74 ust. 2 pkt 4; GDPR Art. 17(3)(b))")
-        reasons.append(Reason("accounting_retention", debt.id, kept_until, detail))
-    return reasons
-
-
-def _hold_reason(hold: HoldFacts) -> Reason:
-    detail = "a legal hold keeps the data with no end date" if hold.ends_on is None else (
-        f"a legal hold keeps the data through {hold.ends_on}")
-    return Reason("legal_hold", hold.id, hold.ends_on, detail)
-
-
-def erasure_assessment(debts: Iterable[DebtFacts], holds: Iterable[HoldFacts], today: date) -> ErasureAssessment:
-    """Whether a subject's data may be erased on ``today``, given their debts and legal holds.
-
-    The reasons come in order: per debt (in the order given) its claim, then its
-    accounting duty; then the binding holds. Open, not time-barred: refused until its
-    :func:`erasure_possible_from`; settled long ago: allowed; a hold with no end: refused
-    with no date; several debts: the latest date wins.
-    """
-    reasons = [reason for debt in debts for reason in _debt_reasons(debt, today)]
-    reasons += [_hold_reason(hold) for hold in holds if hold.binds_on(today)]
-    if not reasons:
-        return ErasureAssessment(allowed=True, possible_from=today, reasons=())
-    ends = [reason.until for reason in reasons]
-    possible = None if None in ends else max(end for end in ends if end is not None) + _ONE_DAY
-    return ErasureAssessment(allowed=False, possible_from=possible, reasons=tuple(reasons))
 
 
 # -- the schedules (policies/retention.yaml) -------------------------------------------------
@@ -544,8 +332,8 @@ def event_date(event: Event, subject: SubjectFacts) -> date | None:
         settled = [debt.settled_on for debt in subject.debts]
         return max(d for d in settled if d is not None) if settled and None not in settled else None
     if event == "limitation_end":
-        ends = [limitation_end(debt.kind, debt.due_date, debt.judgment_date) for debt in subject.debts]
-        return max(ends) if ends else None
+        ends = [debt.reading.end for debt in subject.debts]
+        return max(d for d in ends if d is not None) if ends and None not in ends else None
     return None
 
 
@@ -563,16 +351,22 @@ def _shred_actions(policy: RetentionPolicy, subject: SubjectFacts, today: date) 
         if event is None:
             return []
         starts.append(schedule.period.due_from(event))
-    since = max([*starts, *(erasure_possible_from(debt) for debt in subject.debts), *_hold_ends(subject.holds)])
+    possible = [erasure_possible_from(debt) for debt in subject.debts]
+    if None in possible:  # a claim whose period does not run (the assessment refuses it already)
+        return []
+    since = max([*starts, *(d for d in possible if d is not None), *_hold_ends(subject.holds)])
     if since > today:
         return []
     return [DueAction("shred_subject", name, schedule.rule, schedule.basis, since) for name, schedule in schedules]
 
 
-def _claims_kept_by(recording: RecordingFacts, debts: Sequence[DebtFacts]) -> list[date]:
-    """The last days of the open claims an evidence recording serves: its debt's, or any if unknown."""
-    own = [debt for debt in debts if debt.id == recording.debt_id]
-    claims = [legal_claim_until(debt) for debt in (own or debts)]
+def _claims_kept_by(recording: RecordingFacts, debts: Sequence[DebtFacts]) -> list[date] | None:
+    """The days after the open claims an evidence recording serves: its debt's, or any if unknown;
+    None when one of them has no end yet (its period does not run)."""
+    own = [debt for debt in debts if debt.id == recording.debt_id] or list(debts)
+    if any(claim_pending(debt) for debt in own):
+        return None
+    claims = [legal_claim_until(debt) for debt in own]
     return [claim + _ONE_DAY for claim in claims if claim is not None]
 
 
@@ -588,7 +382,10 @@ def _recording_actions(policy: RetentionPolicy, subject: SubjectFacts, today: da
             continue
         dates = [schedule.period.due_from(start), *_hold_ends(subject.holds)]
         if recording.evidence:
-            dates += _claims_kept_by(recording, subject.debts)
+            kept = _claims_kept_by(recording, subject.debts)
+            if kept is None:
+                continue
+            dates += kept
         since = max(dates)
         if since <= today:
             actions.append(DueAction("delete_recordings", _RECORDINGS, schedule.rule, schedule.basis, since,

@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Final
 
+from sqlalchemy import Connection
+
 from audit.events import ActorKind, GdprPayload, build_event
 from contacts import repository as contacts_repository
 from contacts.common import aware
-from contacts.limitation import ClaimKind
+from contacts.debt_info import DebtInfo, debt_infos
 from contacts.service import ContactService
 from core.clock import SYSTEM_CLOCK, Clock
 from core.db import read_connection
@@ -35,13 +37,13 @@ from core.logging import get_logger
 from gdpr import repository
 from gdpr.erasure import ErasureDecision
 from gdpr.retention import (
-    DebtFacts,
     DueAction,
     HoldFacts,
     RecordingFacts,
     RetentionPolicy,
     SubjectFacts,
     due_actions,
+    facts_of,
 )
 from identity.principal import Principal
 from vault.service import VaultService
@@ -174,16 +176,14 @@ class RetentionJob:
     def _facts(self, tokens: list[str]) -> dict[str, SubjectFacts]:
         first, last = tokens[0], tokens[-1]  # a page in token order: one range scan per table
         with read_connection(self.engine) as conn:
-            debts = contacts_repository.debts_in_range(conn, first, last)
+            debts = _debts_in_range(conn, first, last)
             closures = contacts_repository.case_closure_in_range(conn, first, last)
             contacts = contacts_repository.last_contact_in_range(conn, first, last)
             holds = repository.active_holds_in_range(conn, first, last)
             completed = repository.last_completed_in_range(conn, first, last)
         recordings = self.vault.recordings_of(first, last)
         return {token: SubjectFacts(
-            debts=tuple(DebtFacts(id=d["id"], kind=ClaimKind(d["kind"]), consumer=bool(d["consumer"]),
-                                  due_date=d["due_date"], judgment_date=d["judgment_date"], status=d["status"],
-                                  settled_on=d["settled_on"]) for d in debts.get(token, [])),
+            debts=tuple(facts_of(d) for d in debts.get(token, [])),
             holds=tuple(HoldFacts(id=h["id"], reason=h["reason"], starts_on=h["starts_on"], ends_on=h["ends_on"])
                         for h in holds.get(token, [])),
             recordings=tuple(RecordingFacts(id=r.id, recorded_on=_day(r.created_at))
@@ -192,6 +192,20 @@ class RetentionJob:
             last_contact_on=_day(contacts[token]) if token in contacts else None,
             request_completed_on=_day(completed[token]) if token in completed else None,
         ) for token in tokens}
+
+
+def _debts_in_range(conn: Connection, first: str, last: str) -> dict[str, list[DebtInfo]]:
+    """The debts of the subjects first..last, as debtor and as guarantor or co-debtor, each read for the
+    subject with its legal history (one query per table)."""
+    own = contacts_repository.debts_in_range(conn, first, last)
+    other = contacts_repository.party_debts_in_range(conn, first, last)
+    rows = [(token, row) for token, found in own.items() for row in found]
+    rows += [(token, row) for token, found in other.items() for row, _role in found]
+    infos = debt_infos(conn, [row for _, row in rows], viewers=[token for token, _ in rows])
+    out: dict[str, list[DebtInfo]] = {}
+    for (token, _), info in zip(rows, infos, strict=True):
+        out.setdefault(token, []).append(info)
+    return out
 
 
 def _day(value: datetime | None) -> date:

@@ -1,9 +1,12 @@
 """The record of processing activities (GDPR Art. 30(1)), generated from the policy files.
 
 The record is never maintained by hand: :func:`build_record` reads the field catalogue
-(``policies/fields.yaml``), the purposes (``policies/authorisation.yaml``) and the
-retention schedules (``policies/retention.yaml``), validates each with the model its own
-loader uses, and adds what the code itself fixes: the legal bases
+(``policies/fields.yaml``), the purposes (``policies/authorisation.yaml``), the
+retention schedules (``policies/retention.yaml``) and the transfers, joint controllers and
+processor activities (``policies/processing.yaml``, :mod:`gdpr.ropa_processing`), validates
+each with the model its own loader uses, takes the registers' facts the caller passes (the
+Art. 19 recipients, the Art. 14 notices, the creditors the firm is processor for: the Art.
+30(2) record), and adds what the code itself fixes: the legal bases
 (:data:`gdpr.legal_texts.LEGAL_BASES`), the categories of recipients
 (:data:`gdpr.legal_texts.RECIPIENTS`), the kinds of data subjects the vault holds
 (:data:`vault.models.SUBJECT_KINDS`) and the security measures Tarcza applies (Art. 32).
@@ -20,14 +23,14 @@ Invariants:
   description, every recipient a Polish text; a gap is a :class:`ConfigurationError`, never
   a record with a hole in it;
 * nothing here is personal data of a data subject: categories, field names and rules only;
-* pure apart from reading the three files: the time is passed in.
+* pure apart from reading the four files: the time and the registers' facts are passed in.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -47,6 +50,13 @@ from gdpr.retention import (
     RetentionPolicy,
     RetentionPolicyError,
     retention_from_yaml,
+)
+from gdpr.ropa_processing import (
+    DEFAULT_PROCESSING_PATH,
+    processing_from_yaml,
+    processor_record,
+    registers_part,
+    transfers_part,
 )
 from policies.engine import PARAMETERS_FILE, POLICY_DIR, AuthorisationParameters
 from policies.yamlfile import read_policy_text
@@ -171,12 +181,6 @@ _RETENTION_RULES: Final = _Text(
     f"({ACCOUNTING_RETENTION_YEARS} lat od 1 stycznia roku następującego po jej spłacie, umorzeniu lub "
     "przedawnieniu; art. 74 ust. 2 pkt 4 ustawy o rachunkowości; art. 17 ust. 3 lit. b RODO).")
 
-_NO_TRANSFERS: Final = _Text(
-    "None. Tarcza transfers no personal data to a third country or an international organisation (GDPR Art. 30(1)(e)).",
-    "Brak. Tarcza nie przekazuje danych osobowych do państwa trzeciego ani organizacji międzynarodowej "
-    "(art. 30 ust. 1 lit. e RODO).")
-
-
 # -- the record --------------------------------------------------------------------------------
 
 
@@ -285,7 +289,7 @@ class ProcessingRecord:
     data_subjects: tuple[DataSubjectCategory, ...]
     data_categories: tuple[DataCategoryEntry, ...]
     recipients: tuple[RecipientEntry, ...]
-    third_country_transfers: tuple[str, ...]
+    third_country_transfers: tuple[Mapping[str, Any], ...]
     transfers_statement: str
     transfers_statement_pl: str
     retention: tuple[RetentionEntry, ...]
@@ -293,6 +297,9 @@ class ProcessingRecord:
     retention_rules_pl: str
     security_measures: tuple[SecurityMeasure, ...]
     sources: tuple[PolicySource, ...]
+    joint_controllers: tuple[Mapping[str, Any], ...] = ()
+    processor: Mapping[str, Any] = field(default_factory=dict)
+    registers: Mapping[str, Any] = field(default_factory=dict)
 
     def source_sha256(self, file: str) -> str:
         """The SHA-256 of policy file ``file`` (e.g. ``fields.yaml``); KeyError if it was not used."""
@@ -316,8 +323,9 @@ class ProcessingRecord:
                                  "fields": list(d.fields)} for d in self.data_categories],
             "recipients": [{"description": r.description, "description_pl": r.description_pl}
                            for r in self.recipients],
-            "transfers": {"third_countries": list(self.third_country_transfers),
+            "transfers": {"third_countries": [dict(t) for t in self.third_country_transfers],
                           "statement": self.transfers_statement, "statement_pl": self.transfers_statement_pl},
+            "joint_controllers": [dict(j) for j in self.joint_controllers],
             "retention": [{
                 "data_category": r.data_category, "period": r.period, "period_pl": r.period_pl,
                 "starts_from": r.starts_from, "starts_from_description": r.starts_from_description,
@@ -329,6 +337,8 @@ class ProcessingRecord:
             "retention_rules_pl": self.retention_rules_pl,
             "security_measures": [{"code": m.code, "description": m.description, "description_pl": m.description_pl}
                                   for m in self.security_measures],
+            "processor_record": dict(self.processor),
+            "registers": dict(self.registers),
             "sources": [{"file": s.file, "sha256": s.sha256} for s in self.sources],
         }
 
@@ -496,12 +506,16 @@ def _security_measures(parameters: AuthorisationParameters) -> tuple[SecurityMea
 
 
 def build_record(controller: Controller, *, catalogue: Path | None = None, retention: Path | None = None,
-                 purposes: Path | None = None, generated_at: datetime) -> ProcessingRecord:
+                 purposes: Path | None = None, processing: Path | None = None,
+                 registers: Mapping[str, Any] | None = None, generated_at: datetime) -> ProcessingRecord:
     """The Art. 30(1) record for ``controller``, built from the policy files.
 
     ``catalogue`` is the field catalogue (default: the packaged ``policies/fields.yaml``),
     ``retention`` the retention schedules (``policies/retention.yaml``), ``purposes`` the
-    authorisation parameters that list the purposes (``policies/authorisation.yaml``).
+    authorisation parameters that list the purposes (``policies/authorisation.yaml``),
+    ``processing`` the transfers, joint controllers and processor activities
+    (``policies/processing.yaml``). ``registers`` are the facts of the DPO's registers
+    (:meth:`gdpr.registers.GdprRegisters.ropa_facts`); without them the record says so.
     ``ConfigurationError`` if a file cannot be read or is invalid, or if the record would
     lack a legal basis or a description; ``InvalidInputError`` for a naive ``generated_at``.
     """
@@ -513,6 +527,10 @@ def build_record(controller: Controller, *, catalogue: Path | None = None, reten
     fields_text, fields_source = _read(fields_path, "field catalogue")
     parameters_text, parameters_source = _read(parameters_path, "authorisation parameters")
     retention_text, retention_source = _read(retention_path, "retention policy")
+    processing_path = processing if processing is not None else DEFAULT_PROCESSING_PATH
+    processing_text, processing_source = _read(processing_path, "processing policy")
+    more = processing_from_yaml(processing_text, source=str(processing_path))
+    moved = transfers_part(more)
     field_catalogue = catalogue_from_yaml(fields_text, source=str(fields_path))
     parameters = _parameters(parameters_text, str(parameters_path))
     try:
@@ -524,11 +542,14 @@ def build_record(controller: Controller, *, catalogue: Path | None = None, reten
     return ProcessingRecord(
         generated_at=generated_at, controller=controller, purposes=_purposes(parameters.purposes),
         data_subjects=subjects, data_categories=_data_categories(field_catalogue, schedules),
-        recipients=_recipients(RECIPIENTS), third_country_transfers=(), transfers_statement=_NO_TRANSFERS.en,
-        transfers_statement_pl=_NO_TRANSFERS.pl, retention=_retention(schedules),
-        retention_rules=_RETENTION_RULES.en, retention_rules_pl=_RETENTION_RULES.pl,
+        recipients=_recipients(RECIPIENTS), third_country_transfers=tuple(moved["transfers"]["third_countries"]),
+        transfers_statement=moved["transfers"]["statement"], transfers_statement_pl=moved["transfers"]["statement_pl"],
+        retention=_retention(schedules), retention_rules=_RETENTION_RULES.en, retention_rules_pl=_RETENTION_RULES.pl,
         security_measures=_security_measures(parameters),
-        sources=(fields_source, parameters_source, retention_source))
+        sources=(fields_source, parameters_source, retention_source, processing_source),
+        joint_controllers=tuple(moved["joint_controllers"]),
+        processor=processor_record(more, (registers or {}).get("processor_for", ())),
+        registers=registers_part(registers))
 
 
 # -- the page ----------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ second factor, then :func:`gdpr.retention.erasure_assessment` of the subject's d
 claim that is not time-barred; the accounting duty after it is settled or time-barred) and
 legal holds: if anything still needs the data, erasure is refused with the reasons and the date
 from which it becomes possible, and, if the subject asked for it, restricted instead
-(Art. 18(1)(c)), unless the DPO overrides it (justified, logged, reviewed); otherwise the
+to storage and the firm's own legal claims (Art. 17(3)(e), processed as Art. 18(2) allows), unless the DPO
+overrides it (justified, logged, reviewed); otherwise the
 subject is crypto-shredded (keys, blind indexes and recordings) and a tombstone entry with the
 token alone closes the request. The identity verification records its method, a reference to
 the evidence and who verified it. An export is the officer's reveal (:mod:`gdpr.exporting`,
@@ -43,7 +44,7 @@ from core.clock import SYSTEM_CLOCK, Clock
 from core.db import read_connection, write_connection
 from core.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from core.logging import clear_of_pii_patterns, get_logger, mask_text
-from gdpr import repository
+from gdpr import recipients, repository
 from gdpr.archive import ArchiveSummary
 from gdpr.deadlines import can_extend, extended_deadline, response_deadline
 from gdpr.erasure import ErasureDecision, Override, assessment_json
@@ -270,6 +271,8 @@ class GdprService:
                 closing += f";possible_from:{until.isoformat()}"
             self._close(principal, row, "refused", closing + (";restricted" if restricted else ""))
             return ErasureOutcome(request_id, False, assessment, restricted)
+        recipients.notify_recipients(self.engine, self.audit, principal, subject, "erasure", request_id,
+                                     self.clock.now())
         receipt = self._log("gdpr.erasure_performed", principal, subject, request_id, "erasure", status="erased")
         closing = f"erased:tombstone_index:i{receipt}" + (";override" if outcome.overridden else "")
         self._close(principal, row, "completed", closing)
@@ -286,6 +289,9 @@ class GdprService:
             raise RequestStateError("inform the subject before the restriction is lifted (Art. 18(3)), then confirm")
         self.contacts.subject_rules.set_restriction(principal, row["subject_token"], not lift, request_id=request_id,
                                                     reason="subject informed" if lift else None)
+        if not lift:
+            recipients.notify_recipients(self.engine, self.audit, principal, row["subject_token"], "restriction",
+                                         request_id, self.clock.now())
         self._close(principal, row, "completed", "restriction:lifted:subject_informed" if lift
                     else "restriction:applied")
         return self._json(self._row(request_id))
@@ -303,6 +309,8 @@ class GdprService:
         kept in clear: they were sealed, and their rows are gone); the change is logged with the field name."""
         row = self._verified(principal, request_id, kind="rectification")
         self.vault.update_field(principal, row["subject_token"], field, list(values))
+        recipients.notify_recipients(self.engine, self.audit, principal, row["subject_token"], "rectification",
+                                     request_id, self.clock.now())
         self._log("gdpr.rectification_applied", principal, row["subject_token"], request_id, "rectification",
                   status="applied", reason=f"field:{field}")
         self._close(principal, row, "completed", f"rectified:{field}")

@@ -74,6 +74,9 @@ class Contact(RequestModel):
     recipient: Literal["debtor", "third_party"] = "debtor"
     discloses_debt: bool = True
     demands_payment: bool = False
+    voluntary_payment_request: bool = False
+    time_barred_notice: bool = False
+    threats: list[Literal["court", "bailiff", "debt_register"]] = Field(default_factory=list)
     purpose: str = "debt_collection"
     notes: str | None = Field(None, repr=False, description="Free text; the server seals the PII in it")
     gps: Gps | None = Field(None, repr=False)
@@ -101,6 +104,8 @@ class Debt(RequestModel):
     due_date: date
     judgment_date: date | None = None
     assigned_on: date | None = None
+    creditor_kind: str | None = Field(None, description="bank, lender, telecom, utility, other_business, individual")
+    held_as: Literal["controller", "processor"] = "controller"
 
 
 class DebtStatusChange(RequestModel):
@@ -258,7 +263,7 @@ class DebtInfo(AnswerModel):
     judgment_date: date | None
     assigned_on: date | None
     settled_on: date | None
-    time_barred_on: date
+    time_barred_on: date | None  # None while the period does not run (proceedings pending, a suspension)
     time_barred: bool
 
 

@@ -226,6 +226,7 @@ CAPABILITY_COMMANDS: tuple[tuple[str, str], ...] = (
     ("api.cli.vault:subject_app", "subject"),
     ("api.cli.keys", "keys"),
     ("api.cli.contacts", "contact"),
+    ("api.cli.debts", "debt"),
     ("api.cli.gdpr", "gdpr"),
     ("api.cli.witness", "witness"),
 )

@@ -110,7 +110,8 @@ def debt(body: JsonFile, as_json: JsonOpt = False, server: ServerOpt = None) -> 
     if as_json:
         _print(info)
     else:
-        barred = "time-barred" if info["time_barred"] else f"time-barred from {info['time_barred_on']}"
+        barred = (f"time-barred {'since' if info['time_barred'] else 'from'} {info['time_barred_on']}"
+                  if info["time_barred_on"] else "period not running (proceedings pending or suspended)")
         _echo(f"debt {info['id']} ({info['kind']}, {'consumer' if info['consumer'] else 'business'}): {barred}")
 
 
@@ -174,8 +175,8 @@ def rules(path: Annotated[Path | None, typer.Argument(help="A rules file (defaul
         _print({"sha256": loaded.sha256, **document})
         return
     _echo(f"contact rules {loaded.source}: valid, sha256 {loaded.sha256}")
-    table = Table("rule", "enabled", "action", "directions")
+    table = Table("rule", "enabled", "action", "directions", "source")
     for name, rule in document["rules"].items():
         table.add_row(name, "yes" if rule.get("enabled", True) else "no", rule["action"],
-                      ",".join(rule.get("directions", [])))
+                      ",".join(rule.get("directions", [])), rule["source"]["kind"])
     console.print(table)

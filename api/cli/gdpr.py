@@ -23,6 +23,7 @@ import typer
 from rich.table import Table
 
 from api.cli.common import console
+from api.cli.gdpr_registers import breaches_app, notices_app, recipients_app
 from api.cli.vault import ApiSession, CodeOpt, JsonOpt, ServerOpt
 
 app = typer.Typer(no_args_is_help=True, help="GDPR toolkit: data subject requests with their deadlines, erasure, "
@@ -31,6 +32,9 @@ request_app = typer.Typer(no_args_is_help=True, help="Data subject requests (Art
 hold_app = typer.Typer(no_args_is_help=True, help="Legal holds: erasure and retention skip a held subject.")
 app.add_typer(request_app, name="request")
 app.add_typer(hold_app, name="hold")
+app.add_typer(notices_app, name="notices")
+app.add_typer(recipients_app, name="recipients")
+app.add_typer(breaches_app, name="breaches")
 
 RequestArg = Annotated[str, typer.Argument(help="Request id (dsr_...).")]
 

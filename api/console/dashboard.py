@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.console import charts
 from api.console.i18n import Translator
+from api.console.register_pages import registers_summary
 from api.console.state import current_verification, last_verification, retention_summary
 from api.console.web import PREFIX, ConsoleRoute, ConsoleUser, PostedForm, User, language_of, redirect, render
 from api.deps import RuntimeDep
@@ -48,6 +49,8 @@ def dashboard_page(request: Request, user: ConsoleUser, runtime: Runtime) -> HTM
         context["retention_at"], context["retention"] = retention_summary(runtime)
         context["holds"] = runtime.gdpr.active_holds(user.principal)
         context["requests_chart"] = requests_chart(runtime, user, t)
+        context["panels"].add("registers")
+        context["registers"] = registers_summary(runtime)
     if user.can("audit.read"):
         context["panels"] |= {"decisions", "log"}
         decisions = runtime.contacts.recent_decisions(now - timedelta(days=DECISION_DAYS), limit=200)

@@ -95,7 +95,8 @@ def retention_run(request: Request, user: User, form: PostedForm, runtime: Runti
 def _record(runtime: Runtime) -> Any:
     from gdpr.ropa import build_record
 
-    return build_record(controller(runtime), generated_at=runtime.clock.now())
+    return build_record(controller(runtime), generated_at=runtime.clock.now(),
+                        registers=runtime.gdpr_registers.ropa_facts())
 
 
 @router.get("/ropa", response_class=HTMLResponse)

@@ -19,14 +19,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from api.console import audit_pages, auth_pages, dashboard, gdpr_pages, requests, subjects
+from api.console import audit_pages, auth_pages, dashboard, gdpr_pages, register_pages, requests, subjects
 from api.console.web import PREFIX, ConsoleRoute, User, redirect
 from api.deps import RuntimeDep
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 pages = APIRouter(include_in_schema=False)
-for module in (auth_pages, dashboard, subjects, requests, audit_pages, gdpr_pages):
+for module in (auth_pages, dashboard, subjects, requests, audit_pages, gdpr_pages, register_pages):
     pages.include_router(module.router)
 pages.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -299,6 +299,7 @@ def navigation(user: ConsoleUser | None) -> list[dict[str, str]]:
         items.append({"href": f"{PREFIX}/subjects", "key": "nav.subjects"})
     if user.can("gdpr.manage"):
         items.append({"href": f"{PREFIX}/requests", "key": "nav.requests"})
+        items.append({"href": f"{PREFIX}/registers", "key": "nav.registers"})
     if user.can("audit.read"):
         items.append({"href": f"{PREFIX}/audit", "key": "nav.audit"})
     if user.can("gdpr.manage"):

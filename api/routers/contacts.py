@@ -1,4 +1,4 @@
-"""HTTP API of the collection evidence: the contact-policy firewall, contacts, debts, cases, preferences.
+"""HTTP API of the collection evidence: the contact-policy firewall, contacts, preferences (debts: debts.py).
 
 Every route is gated like the vault's (:func:`api.routers.vault.subject_gate`): the gate asks
 whether the principal could be allowed the route's action on some subject; the contacts
@@ -26,10 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import RuntimeDep
 from api.idempotency import ApiRoute, Idempotency, Idempotent, IdempotentByService
 from api.routers.vault import NO_STORE, PROBLEMS, SubjectToken, subject_gate
-from api.schemas import Cursor, Day, Instant, Page, decode_cursor, limit_query, page_json, page_of
-from contacts.debts import NewDebt
+from api.schemas import Cursor, Day, Instant, Page, decode_cursor, limit_query, page_json
 from contacts.preferences import Preferences
-from contacts.service import ContactRecord, Signature
+from contacts.service import ContactRecord, Signature, violation_json
 from identity.principal import Principal
 
 router = APIRouter(tags=["contacts"], route_class=ApiRoute)
@@ -78,7 +77,12 @@ class ContactModel(BaseModel):
     outcome: str | None = Field(None, max_length=32, pattern=r"^[a-z][a-z0-9_]{0,31}$")
     recipient: Literal["debtor", "third_party"] = "debtor"
     discloses_debt: bool = True
-    demands_payment: bool = False
+    demands_payment: bool = Field(False, description="Demands payment (refused on a consumer's time-barred claim, "
+                                                     "art. 117 § 2¹ k.c.)")
+    voluntary_payment_request: bool = Field(False, description="Asks for voluntary payment without demanding it")
+    time_barred_notice: bool = Field(False, description="Tells the debtor the claim is time-barred")
+    threats: list[Literal["court", "bailiff", "debt_register"]] = Field(
+        [], max_length=3, description="What the contact threatens the debtor with")
     purpose: str = Field("debt_collection", max_length=64, pattern=r"^[a-z][a-z0-9_.:-]{0,63}$")
     notes: str | None = Field(None, max_length=20_000, description="Free text; PII in it is found, sealed, replaced")
     gps: GpsModel | None = Field(None, description="A field visit's position (sealed)")
@@ -96,7 +100,9 @@ class ContactModel(BaseModel):
             subject=self.subject, channel=self.channel, direction=self.direction, agent_id=self.agent_id,
             started_at=self.started_at, ended_at=self.ended_at, debt_id=self.debt_id, case_id=self.case_id,
             outcome=self.outcome, recipient=self.recipient, discloses_debt=self.discloses_debt,
-            demands_payment=self.demands_payment, purpose=self.purpose, notes=self.notes,
+            demands_payment=self.demands_payment, voluntary_payment_request=self.voluntary_payment_request,
+            time_barred_notice=self.time_barred_notice, threats=tuple(self.threats), purpose=self.purpose,
+            notes=self.notes,
             gps=(self.gps.lat, self.gps.lon) if self.gps else None,
             gps_accuracy_m=self.gps.accuracy_m if self.gps else None, recording_id=self.recording_id,
             recording_announced=self.recording_announced, promise_amount_minor=self.promise_amount_minor,
@@ -109,38 +115,6 @@ class BatchModel(BaseModel):
         "subject": "sub_Q2xq0y7Wm4b1Zr8kTgVh3A", "channel": "sms", "agent_id": "dialer-3",
         "started_at": "2026-11-23T10:15:00+01:00", "outcome": "sent", "notes": "Przypomnienie o racie."}]}]})
     contacts: list[ContactModel] = Field(min_length=1, max_length=MAX_BATCH)
-
-
-class DebtModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "id": "D-2024-000123", "subject": "sub_Q2xq0y7Wm4b1Zr8kTgVh3A", "creditor": "Przykładowy Bank S.A.",
-        "kind": "general", "consumer": True, "amount_minor": 1250000, "currency": "PLN",
-        "due_date": "2023-04-30", "assigned_on": "2024-02-01"}]})
-    id: Id
-    subject: str = Field(max_length=64)
-    creditor: str = Field(min_length=1, max_length=200, description="The creditor the debt was assigned from")
-    kind: str = Field(max_length=24, description="Kind of claim for the limitation clock (see contacts/limitation.py)")
-    consumer: bool
-    amount_minor: int = Field(ge=0, le=10**15)
-    currency: str = Field("PLN", pattern=r"^[A-Z]{3}$")
-    due_date: Day
-    judgment_date: Day | None = None
-    assigned_on: Day | None = None
-
-
-class DebtStatusModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    status: Literal["open", "settled", "written_off"]
-    settled_on: Day | None = None
-    judgment_date: Day | None = None
-
-
-class CaseModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "id": "C-2026-0042", "subject": "sub_Q2xq0y7Wm4b1Zr8kTgVh3A", "debt_id": "D-2024-000123"}]})
-    id: Id
-    subject: str = Field(max_length=64)
-    debt_id: Id | None = None
 
 
 class PreferencesModel(BaseModel):
@@ -170,7 +144,7 @@ class ObjectionModel(BaseModel):
 
 def _verdict_json(verdict: Any, rules_sha256: str) -> dict[str, Any]:
     return {"allowed": verdict.allowed, "flagged": verdict.flagged,
-            "violations": [{"rule": v.rule, "action": v.action, "message": v.message} for v in verdict.violations],
+            "violations": [violation_json(v) for v in verdict.violations],
             "rules_checked": list(verdict.rules_checked), "rules_sha256": rules_sha256}
 
 
@@ -241,67 +215,6 @@ def contact_history(
 ) -> dict[str, Any]:
     items, position = runtime.contacts.history(principal, token, cursor=decode_cursor(cursor), limit=limit)
     return page_json(items, position)
-
-
-# -- debts and cases -------------------------------------------------------------------------------
-
-
-@router.post("/v1/debts", status_code=201, responses=PROBLEMS,
-             summary="Record a debt of a subject (idempotent by debt id); answers with its limitation date")
-def add_debt(body: DebtModel, runtime: RuntimeDep, principal: Recorder,
-             idempotency: Idempotent) -> dict[str, Any]:  # noqa: ARG001 - see api.idempotency
-    contacts = runtime.contacts
-    info = contacts.debts.add(principal, NewDebt(
-        id=body.id, subject=body.subject, creditor=body.creditor, kind=body.kind, consumer=body.consumer,
-        amount_minor=body.amount_minor, currency=body.currency, due_date=body.due_date,
-        judgment_date=body.judgment_date, assigned_on=body.assigned_on))
-    return info.to_json(runtime.clock.now().date())
-
-
-@router.get("/v1/debts/{debt_id}", responses=PROBLEMS, summary="A debt, with its limitation date")
-def get_debt(debt_id: Annotated[str, Path(max_length=64)], runtime: RuntimeDep, principal: Reader) -> dict[str, Any]:
-    info = runtime.contacts.debts.get_for(principal, debt_id)
-    return info.to_json(runtime.clock.now().date())
-
-
-@router.post("/v1/debts/{debt_id}/status", responses=PROBLEMS,
-             summary="Mark a debt settled, written off or open again; or record a final judgment")
-def set_debt_status(debt_id: Annotated[str, Path(max_length=64)], body: DebtStatusModel, runtime: RuntimeDep,
-                    principal: Recorder) -> dict[str, Any]:
-    info = runtime.contacts.debts.set_status(principal, debt_id, body.status, settled_on=body.settled_on,
-                                            judgment_date=body.judgment_date)
-    return info.to_json(runtime.clock.now().date())
-
-
-@router.get("/v1/subjects/{token}/debts", response_model=Page, responses=PROBLEMS,
-            summary="The subject's debts (by debt id)")
-def subject_debts(token: SubjectToken, runtime: RuntimeDep, principal: Reader,
-                  cursor: Cursor = None, limit: Annotated[int, limit_query(100, 500)] = 100) -> dict[str, Any]:
-    today = runtime.clock.now().date()
-    debts, position = page_of(runtime.contacts.debts.of(principal, token), lambda d: d.id, cursor, limit)
-    return page_json([d.to_json(today) for d in debts], position)
-
-
-@router.post("/v1/cases", status_code=201, responses=PROBLEMS,
-             summary="Open a collection case on a subject (idempotent by case id); agents are assigned by case id")
-def open_case(body: CaseModel, runtime: RuntimeDep, principal: Recorder,
-              idempotency: Idempotent) -> dict[str, Any]:  # noqa: ARG001 - see api.idempotency
-    return runtime.contacts.debts.open_case(principal, body.id, body.subject, body.debt_id)
-
-
-@router.post("/v1/cases/{case_id}/close", responses=PROBLEMS, summary="Close a case (idempotent)")
-def close_case(case_id: Annotated[str, Path(max_length=64)], runtime: RuntimeDep,
-               principal: Recorder) -> dict[str, Any]:
-    return runtime.contacts.debts.close_case(principal, case_id)
-
-
-@router.get("/v1/subjects/{token}/cases", response_model=Page, responses=PROBLEMS,
-            summary="The subject's cases (by case id)")
-def subject_cases(token: SubjectToken, runtime: RuntimeDep, principal: Reader,
-                  cursor: Cursor = None, limit: Annotated[int, limit_query(100, 500)] = 100) -> dict[str, Any]:
-    cases, position = page_of(runtime.contacts.debts.cases_of(principal, token), lambda c: str(c["id"]), cursor,
-                              limit)
-    return page_json(cases, position)
 
 
 # -- what the subject asked for --------------------------------------------------------------------

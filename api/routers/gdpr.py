@@ -304,7 +304,8 @@ def ropa(runtime: RuntimeDep, _principal: Manager,
          format: Annotated[Literal["json", "html"], Query(description="json or html")] = "json") -> Response:
     from gdpr.ropa import build_record, render_html
 
-    record = build_record(controller(runtime), generated_at=runtime.clock.now())
+    record = build_record(controller(runtime), generated_at=runtime.clock.now(),
+                          registers=runtime.gdpr_registers.ropa_facts())
     if format == "html":
         return HTMLResponse(render_html(record))
     return JSONResponse(record.to_json())

@@ -32,7 +32,7 @@ _PARAM = re.compile(r"\{[^}]+\}")
 LISTS = {
     "/v1/users", "/v1/clients", "/v1/policies/break-glass", "/v1/audit/events", "/v1/audit/checkpoints",
     "/v1/subjects/{token}/contacts", "/v1/subjects/{token}/debts", "/v1/subjects/{token}/cases",
-    "/v1/subjects/{token}/holds", "/v1/gdpr/requests",
+    "/v1/subjects/{token}/holds", "/v1/gdpr/requests", "/v1/gdpr/notices", "/v1/gdpr/breaches",
 }
 """Every GET that answers a list. A new list must be added here (and paginate)."""
 
@@ -96,6 +96,10 @@ def _populate(w: World) -> None:
         w.runtime.audit.record("vault.access", actor=officer, subject=token, payload={
             "fields": ["pesel"], "purpose": "complaint_handling", "decision": "allow", "break_glass": True})
         assert w.http.post("/v1/audit/checkpoints", headers=w.system("audit:append")).status_code == 201
+        assert w.http.post("/v1/gdpr/breaches", headers=dpo, json={  # the debts above opened Art. 14 notices
+            "aware_at": f"2026-11-1{n}T10:00:00+01:00", "nature": ["availability"], "data_categories": ["recordings"],
+            "facts": f"Outage {n} of the recordings store.", "effects": "None lost.", "remedial_action": "Restarted.",
+            "risk": "unlikely", "not_notified_reason": "no data lost or seen"}).status_code == 201
 
 
 def _operations(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:

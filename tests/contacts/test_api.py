@@ -95,12 +95,12 @@ def call(debtor: Debtor, at: str = TUESDAY_10, **extra: Any) -> dict[str, Any]:
 class TestFirewallOverHttp:
     def test_check_names_the_rule_that_decides(self, api: Api, fake: Faker) -> None:
         """POST /v1/contacts/check allows a weekday call at 10:00 and refuses 05:30, a holiday and an
-        unconsented Saturday, naming allowed_hours, public_holiday and weekend; nothing is logged."""
+        unconsented Saturday, naming allowed_hours, public_holiday and weekend_consent; nothing is logged."""
         collector = api.person("collector")
         debtor = new_debtor(api, fake, collector)
         before = api.runtime.audit.size()
         cases = {TUESDAY_10: None, TUESDAY_05: "allowed_hours", INDEPENDENCE_DAY: "public_holiday",
-                 SATURDAY_10: "weekend"}
+                 SATURDAY_10: "weekend_consent"}
         for at, rule in cases.items():
             answer = api.http.post("/v1/contacts/check", json=call(debtor, at), headers=collector)
             assert answer.status_code == 200, answer.text

@@ -71,6 +71,7 @@ class Case:
 
 H, D = timedelta(hours=1), timedelta(days=1)
 BARRED = {"consumer": True, "time_barred_on": date(2025, 1, 1)}
+OTHER_DEBT = {"debt_id": "D-0003", "channel": SMS}
 
 CASES = [
     # hours on a working day, Europe/Warsaw
@@ -100,17 +101,20 @@ CASES = [
     Case("dst-autumn-sunday-19:59-cet", {"planned_at": utc(2025, 10, 26, 18, 59)},
          {"weekend_contact_allowed": frozenset({PHONE})}),
     # weekends
-    Case("saturday-without-consent", {"planned_at": local(2025, 6, 14, 10)}, allowed=False, rules=("weekend",)),
+    Case("saturday-without-consent", {"planned_at": local(2025, 6, 14, 10)}, allowed=False,
+         rules=("weekend_consent",)),
     Case("saturday-with-consent", {"planned_at": local(2025, 6, 14, 10)},
          {"weekend_contact_allowed": frozenset({PHONE})}),
     Case("saturday-consent-for-sms-only", {"planned_at": local(2025, 6, 14, 10)},
-         {"weekend_contact_allowed": frozenset({SMS})}, allowed=False, rules=("weekend",)),
+         {"weekend_contact_allowed": frozenset({SMS})}, allowed=False, rules=("weekend_consent",)),
+    Case("saturday-without-consent-at-21:00", {"planned_at": local(2025, 6, 14, 21)}, allowed=False,
+         rules=("weekend", "weekend_consent")),
     Case("saturday-with-consent-20:00", {"planned_at": local(2025, 6, 14, 20)},
          {"weekend_contact_allowed": frozenset({PHONE})}, allowed=False, rules=("weekend",)),
     Case("saturday-with-consent-07:00", {"planned_at": local(2025, 6, 14, 7)},
          {"weekend_contact_allowed": frozenset({PHONE})}, allowed=False, rules=("weekend",)),
     Case("saturday-email-flagged", {"channel": EMAIL, "planned_at": local(2025, 6, 14, 10)}, flagged=True,
-         rules=("weekend",)),
+         rules=("weekend_consent",)),
     Case("sunday-letter", {"channel": LETTER, "planned_at": local(2025, 6, 15, 23)}),
     # public holidays
     Case("easter-monday-phone", {"planned_at": local(2025, 4, 21, 10)}, allowed=False, rules=("public_holiday",)),
@@ -186,6 +190,33 @@ CASES = [
          debt={"consumer": True, "time_barred_on": date(2026, 1, 1)}, allowed=False, rules=("time_barred_demand",)),
     Case("time-barred-demand-inbound", {"demands_payment": True, "direction": "inbound"}, debt=BARRED,
          allowed=False, rules=("time_barred_demand",)),
+    # a request for voluntary payment of a time-barred consumer claim (UOKiK practice; art. 117 § 2¹ k.c.)
+    Case("time-barred-voluntary-request-with-notice",
+         {"voluntary_payment_request": True, "time_barred_notice": True}, debt=BARRED),
+    Case("time-barred-voluntary-request-without-notice", {"voluntary_payment_request": True}, debt=BARRED,
+         allowed=False, rules=("time_barred_voluntary_request",)),
+    Case("time-barred-voluntary-request-threatening-court",
+         {"voluntary_payment_request": True, "time_barred_notice": True, "threats": frozenset({"court"})},
+         debt=BARRED, allowed=False, rules=("time_barred_voluntary_request",)),
+    Case("time-barred-demand-even-with-notice",
+         {"demands_payment": True, "voluntary_payment_request": True, "time_barred_notice": True}, debt=BARRED,
+         allowed=False, rules=("time_barred_demand",)),
+    Case("live-claim-request-may-mention-court",
+         {"voluntary_payment_request": True, "threats": frozenset({"court"})},
+         debt={"consumer": True, "time_barred_on": date(2025, 6, 11)}),
+    Case("time-barred-business-request", {"voluntary_payment_request": True}, debt={**BARRED, "consumer": False}),
+    # the cap per person across debts and channels: five outbound contacts a week
+    Case("person-cap-sixth-across-debts-and-channels", OTHER_DEBT, debt={"debt_id": "D-0003"}, history=(
+        past(PHONE, 4 * D, debt_id="D-0001"), past(SMS, 4 * D - 1 * H, debt_id="D-0002"),
+        past(PHONE, 3 * D, debt_id="D-0003"), past(SMS, 2 * D, debt_id="D-0001"),
+        past(PHONE, 1 * D, debt_id="D-0002")), allowed=False, rules=("person_cap",)),
+    Case("person-cap-fifth-goes", OTHER_DEBT, debt={"debt_id": "D-0003"}, history=(
+        past(PHONE, 4 * D, debt_id="D-0001"), past(SMS, 3 * D, debt_id="D-0002"),
+        past(PHONE, 2 * D, debt_id="D-0003"), past(SMS, 1 * D, debt_id="D-0001"))),
+    Case("person-cap-inbound-and-old-do-not-count", OTHER_DEBT, debt={"debt_id": "D-0003"}, history=(
+        past(PHONE, 8 * D, debt_id="D-0001"), past(SMS, 3 * D, debt_id="D-0002", direction="inbound"),
+        past(PHONE, 3 * D, debt_id="D-0003"), past(SMS, 2 * D, debt_id="D-0001"),
+        past(PHONE, 1 * D, debt_id="D-0002"), past(LETTER, 1 * H, debt_id="D-0002"))),
     # several rules at once, reported in the order of RULE_IDS
     Case("several", {"planned_at": local(2025, 4, 21, 23)},
          {"cease_contact": True, "opted_out_channels": frozenset({PHONE})},
@@ -260,7 +291,7 @@ class TestVerdict:
     def test_every_rule_is_checked_outbound(self, rules: ContactRules) -> None:
         """An outbound contact is checked against every rule, in the order of RULE_IDS."""
         verdict = _run(rules, Case("plain"))
-        assert verdict.rules_checked == RULE_IDS
+        assert verdict.rules_checked == tuple(r for r in RULE_IDS if r != "time_barred_request_ban")
         assert verdict.violations == ()
         assert verdict.refused_by is None
 
@@ -268,8 +299,29 @@ class TestVerdict:
         """An inbound contact is checked only against the rules that apply to both directions."""
         verdict = _run(rules, Case("inbound", {"direction": "inbound", "planned_at": local(2025, 4, 21, 23)},
                                    {"cease_contact": True}))
-        assert verdict.rules_checked == ("third_party_disclosure", "time_barred_demand")
+        assert verdict.rules_checked == ("third_party_disclosure", "time_barred_demand",
+                                         "time_barred_voluntary_request")
         assert verdict.allowed
+
+    def test_violations_carry_the_rules_source(self, rules: ContactRules) -> None:
+        """Each violation names the kind of source its rule rests on and the citation, as the rule file says."""
+        verdict = _run(rules, Case("late-saturday", {"planned_at": local(2025, 6, 14, 21)}))
+        assert [(v.rule, v.source_kind) for v in verdict.violations] == [("weekend", "industry_code"),
+                                                                         ("weekend_consent", "firm_policy")]
+        assert verdict.violations[0].source == rules.rules.weekend.source.cite
+
+    def test_firm_ban_on_requests_is_labelled_firm_policy(self) -> None:
+        """With the firm's ban switched on, even a lawful request for voluntary payment of a time-barred consumer
+        claim is refused, and the refusal says it is the firm's policy, not the law."""
+        rules = _rules_with(lambda r: r["time_barred_request_ban"].update(enabled=True))
+        verdict = _run(rules, Case("ban", {"voluntary_payment_request": True, "time_barred_notice": True},
+                                   debt=BARRED))
+        assert [(v.rule, v.source_kind) for v in verdict.refusals] == [("time_barred_request_ban", "firm_policy")]
+
+    def test_unknown_threat_is_refused(self) -> None:
+        """A threat the firewall does not know is an input error, not silently ignored."""
+        with pytest.raises(InvalidInputError, match="threats"):
+            _planned(threats=frozenset({"prison"}))
 
     def test_disabled_rule_is_not_checked(self) -> None:
         """A rule with enabled: false is neither checked nor reported."""

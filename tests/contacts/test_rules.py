@@ -15,6 +15,7 @@ from audit.events import Channel
 from contacts.rules import (
     DEFAULT_RULES_PATH,
     RULE_IDS,
+    SOURCE_KINDS,
     ContactRules,
     ContactRulesError,
     load_rules,
@@ -46,22 +47,47 @@ def rules() -> ContactRules:
 
 class TestPackagedRules:
     def test_every_rule_is_present(self, rules: ContactRules) -> None:
-        """The packaged file declares every rule id, each enabled, with an action."""
+        """The packaged file declares every rule id, each with an action and a source; each enabled but the firm's
+        optional ban on asking for time-barred consumer claims."""
         assert tuple(type(rules.rules).model_fields) == RULE_IDS
         for rule_id in RULE_IDS:
             rule = getattr(rules.rules, rule_id)
-            assert rule.enabled
+            assert rule.enabled is (rule_id != "time_barred_request_ban")
             assert rule.action in ("refuse", "flag")
+            assert rule.source.kind in SOURCE_KINDS
+            assert rule.source.cite
 
     def test_kpf_hours(self, rules: ContactRules) -> None:
-        """Calls are allowed 06:00-22:00 on working days and 08:00-20:00 at weekends, with consent."""
+        """Calls are allowed 06:00-22:00 on working days and 08:00-20:00 at weekends, with consent for phone."""
         phone = Channel.PHONE
         assert (rules.rules.allowed_hours.hours[phone].start, rules.rules.allowed_hours.hours[phone].end) == (
             "06:00",
             "22:00",
         )
         assert (rules.rules.weekend.hours[phone].start, rules.rules.weekend.hours[phone].end) == ("08:00", "20:00")
-        assert rules.rules.weekend.consent_required
+        assert rules.rules.weekend_consent.channels[phone] is None
+
+    def test_sources_say_who_stands_behind_each_rule(self, rules: ContactRules) -> None:
+        """Defect 8: the weekend hours rest on the KPF code (an industry code), the weekend consent on the firm's
+        own policy (the KPF code asks none), the public-holiday ban on firm policy naming the holiday act; the
+        time-barred demand on art. 117 § 2¹ k.c. (statute), a voluntary request's conditions on UOKiK practice."""
+        r = rules.rules
+        assert (r.weekend.source.kind, "Konferencja Przedsiębiorstw Finansowych" in r.weekend.source.cite) == (
+            "industry_code", True)
+        assert r.weekend_consent.source.kind == "firm_policy"
+        assert "KPF" in r.weekend_consent.source.cite
+        assert "asks no consent" in r.weekend_consent.source.cite
+        assert r.public_holiday.source.kind == "firm_policy"
+        assert "o dniach wolnych od pracy" in r.public_holiday.source.cite
+        assert (r.time_barred_demand.source.kind, "117 § 2¹" in r.time_barred_demand.source.cite) == ("statute", True)
+        assert r.time_barred_voluntary_request.source.kind == "regulator_guidance"
+        assert r.time_barred_request_ban.source.kind == "firm_policy"
+        assert (r.person_cap.source.kind, r.person_cap.max_contacts, r.person_cap.window_days) == ("firm_policy", 5, 7)
+
+    def test_a_rule_without_a_source_is_refused(self) -> None:
+        """A rule must name its source: a file that drops one is invalid, naming the key path."""
+        error = _refused(lambda d: d["rules"]["weekend"].pop("source"))
+        assert "rules.weekend.source" in error.detail
 
     def test_letters_and_email_go_on_holidays(self, rules: ContactRules) -> None:
         """Public holidays block calls, messages and visits, but not letters or e-mail."""

@@ -13,6 +13,7 @@ from audit.events import (
     Actor,
     ActorKind,
     ContactPayload,
+    DebtPayload,
     GdprPayload,
     Payload,
     RecordingAccessPayload,
@@ -160,6 +161,22 @@ class TestBreachImpact:
         assert report.subject(C).high_risk_reasons == ("full:iban", "full:passport")
         assert report.subject(D).high_risk_reasons == ("export",)
         assert report.totals.high_risk_subjects == 3
+
+    def test_name_address_and_a_debt_together_are_high_risk(self, log: AuditLog) -> None:
+        """GDPR Art. 34 (docs/legal/breach-register.md): a subject whose name and address were obtained and whom the
+        log shows owing a debt is at high risk; the same fields of someone with no debt, or a name alone, are not."""
+        _add(log, "debt.recorded", DebtPayload(debt_id="D-1", kind="business", status="open"), at=_at(-600),
+             subject=A, actor=OTHER)
+        _add(log, "debt.recorded", DebtPayload(debt_id="D-2", kind="business", status="open"), at=_at(-600),
+             subject=C, actor=OTHER)
+        _add(log, "vault.access", _access(["last_name", "address"], view="masked"), at=_at(1), subject=A)
+        _add(log, "vault.access", _access(["first_name", "address"]), at=_at(2), subject=B)
+        _add(log, "vault.access", _access(["last_name"]), at=_at(3), subject=C)
+        report = _report(log)
+        assert report.subject(A).high_risk_reasons == ("combination:name+address+debt",)
+        assert not report.subject(B).high_risk
+        assert not report.subject(C).high_risk
+        assert report.high_risk_subjects == (A,)
 
     def test_a_bulk_reveal_is_recognised(self, log: AuditLog) -> None:
         """Reveal entries appended as one group are one bulk reveal; a later single reveal is not part of it."""

@@ -15,6 +15,7 @@ from core.errors import ConfigurationError, InvalidInputError
 from gdpr.legal_texts import LEGAL_BASES, RECIPIENTS
 from gdpr.retention import DATA_CATEGORIES, DEFAULT_RETENTION_PATH
 from gdpr.ropa import ROPA_FORMAT, Controller, ProcessingRecord, build_record, render_html
+from gdpr.ropa_processing import DEFAULT_PROCESSING_PATH
 from policies.engine import PARAMETERS_FILE, POLICY_DIR
 from vault.fields import DEFAULT_CATALOGUE_PATH, load_catalogue
 from vault.models import SUBJECT_KINDS
@@ -103,13 +104,14 @@ class TestBuildRecord:
         assert "ostatnich 7 minut" in auth.description_pl
 
     def test_records_the_sha256_of_each_policy_file(self) -> None:
-        """The record names the three policy files with the SHA-256 of their bytes."""
+        """The record names the four policy files with the SHA-256 of their bytes."""
         record = _record()
-        for path in (DEFAULT_CATALOGUE_PATH, AUTHORISATION_PATH, DEFAULT_RETENTION_PATH):
+        for path in (DEFAULT_CATALOGUE_PATH, AUTHORISATION_PATH, DEFAULT_RETENTION_PATH, DEFAULT_PROCESSING_PATH):
             assert record.source_sha256(path.name) == hashlib.sha256(path.read_bytes()).hexdigest()
 
     @pytest.mark.parametrize(("argument", "source"), [
         ("catalogue", DEFAULT_CATALOGUE_PATH), ("purposes", AUTHORISATION_PATH), ("retention", DEFAULT_RETENTION_PATH),
+        ("processing", DEFAULT_PROCESSING_PATH),
     ])
     def test_changing_a_policy_file_changes_its_sha256(self, tmp_path: Path, argument: str, source: Path) -> None:
         """A change to one file's content, even a comment, changes that file's SHA-256 and no other."""
@@ -153,12 +155,13 @@ class TestToJson:
         assert json.dumps(first, sort_keys=False) == json.dumps(second, sort_keys=False)
 
     def test_document_lists_every_section_of_article_30(self) -> None:
-        """The document holds the controller, purposes, subjects, data, recipients, transfers, retention,
-        measures and sources."""
+        """The document holds the controller, purposes, subjects, data, recipients, transfers, joint controllers,
+        retention, measures, the Art. 30(2) record, the registers and sources."""
         document = _record().to_json()
         assert list(document) == ["format", "generated_at", "controller", "purposes", "data_subjects",
-                                  "data_categories", "recipients", "transfers", "retention", "retention_rules",
-                                  "retention_rules_pl", "security_measures", "sources"]
+                                  "data_categories", "recipients", "transfers", "joint_controllers", "retention",
+                                  "retention_rules", "retention_rules_pl", "security_measures", "processor_record",
+                                  "registers", "sources"]
         assert document["controller"]["dpo_contact"] == "iod@example.pl"
         assert document["transfers"]["third_countries"] == []
 
@@ -197,3 +200,54 @@ class TestRenderHtml:
         html = render_html(record)
         for source in record.sources:
             assert source.sha256 in html
+
+
+PROCESSING_WITH_TRANSFER = """version: 1
+third_country_transfers:
+  - recipient: "Przykładowa Chmura Inc."
+    country: "United States"
+    data_categories: [contact, notes]
+    safeguard: "standard contractual clauses (Commission Implementing Decision (EU) 2021/914)"
+    article: "Art. 46(2)(c)"
+joint_controllers:
+  - name: "Przykładowy Fundusz NSFIZ"
+    subject_matter: "collection of the receivables the fund bought, serviced by the firm"
+    arrangement: "Art. 26 arrangement: the firm answers data subject requests"
+processor_processing:
+  - {code: contact, en: "contacting the controller's debtors", pl: "kontakt z dłużnikami administratora"}
+"""
+REGISTERS = {
+    "recipients": [{"kind": "debt_register", "name": "BIG InfoMonitor S.A.", "subjects": 3}],
+    "notices": {"open": 2, "overdue": 1, "given": 5, "exempt": 0},
+    "notifications": {"pending": 1, "notified": 4, "impossible": 0, "disproportionate": 0},
+    "processor_for": [{"controller": "Przykładowy Bank S.A.", "debts": 12}],
+}
+
+
+class TestTransfersJointControllersAndProcessorRecord:
+    def test_transfers_joint_controllers_and_the_art_30_2_record(self, tmp_path: Path) -> None:
+        """GDPR Art. 30(1)(e) with Art. 46, Art. 26 and Art. 30(2): a transfer with its safeguard, a joint controller
+        with the arrangement, and the record of processing done for a creditor as processor appear in the document and
+        in both languages of the page; the registers' facts (Art. 14 notices, Art. 19 recipients) are in it too."""
+        path = tmp_path / "processing.yaml"
+        path.write_text(PROCESSING_WITH_TRANSFER, encoding="utf-8")
+        built = build_record(FIRM, generated_at=NOW, processing=path, registers=REGISTERS)
+        document = built.to_json()
+        assert document["transfers"]["third_countries"][0]["article"] == "Art. 46(2)(c)"
+        assert not document["transfers"]["statement"].startswith("None")
+        assert document["joint_controllers"][0]["name"] == "Przykładowy Fundusz NSFIZ"
+        assert document["processor_record"]["controllers"] == [{"controller": "Przykładowy Bank S.A.", "debts": 12}]
+        assert document["registers"]["notices"]["overdue"] == 1
+        assert document["registers"]["recipients"][0]["name"] == "BIG InfoMonitor S.A."
+        page = render_html(built)
+        for text in ("Przykładowa Chmura Inc.", "Art. 46(2)(c)", "Przykładowy Fundusz NSFIZ", "Przykładowy Bank S.A.",
+                     "BIG InfoMonitor S.A.", "art. 30 ust. 2", "Art. 30(2)", "art. 14", "Art. 14"):
+            assert text in page, text
+
+    def test_transfer_without_its_safeguard_article_is_refused(self, tmp_path: Path) -> None:
+        """A transfer must name the article of its safeguard; a file that does not is a configuration error."""
+        path = tmp_path / "processing.yaml"
+        path.write_text(PROCESSING_WITH_TRANSFER.replace('article: "Art. 46(2)(c)"', 'article: "contract"'),
+                        encoding="utf-8")
+        with pytest.raises(ConfigurationError, match="third_country_transfers"):
+            _record(processing=path)
