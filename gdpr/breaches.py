@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -87,6 +88,21 @@ def _text(name: str, value: str | None, limit: int = MAX_TEXT, *, required: bool
         raise InvalidInputError(f"{name} looks like it holds personal data (an identifier, a phone number, an "
                                 "e-mail address); describe the incident without it")
     return value.strip()
+
+
+_REFERENCE = re.compile(r"(?=[^A-Za-z]*[A-Za-z])[A-Za-z0-9][A-Za-z0-9./ -]{1,63}")
+_LONG_DIGITS = re.compile(r"[0-9]{9}")
+
+
+def _reference(value: str) -> str:
+    """The supervisory authority's case reference (e.g. UODO's ``DKN.5110.1.2026``): letters, digits and
+    ``. / -``, with a letter, and no run of nine digits. Checked by its own shape, not by the generic
+    personal-number heuristic, which reads a file signature's digit groups as a phone number."""
+    value = value.strip()
+    if not _REFERENCE.fullmatch(value) or _LONG_DIGITS.search(value):
+        raise InvalidInputError("authority_reference is the authority's case reference, like DKN.5110.1.2026 "
+                                "(letters, digits, . / -; at most 64 characters)")
+    return value
 
 
 def _aware(value: datetime | None, name: str) -> datetime | None:
@@ -160,7 +176,7 @@ class BreachRegister:
                     raise InvalidInputError(f"{name} must be between the moment of awareness and now")
                 values[name] = at
         if authority_reference is not None:
-            values["authority_reference"] = _text("authority_reference", authority_reference, 100)
+            values["authority_reference"] = _reference(authority_reference)
         if not_notified_reason is not None:
             values["not_notified_reason"] = _text("not_notified_reason", not_notified_reason, 300)
         for name, text in (("remedial_action", remedial_action), ("effects", effects)):

@@ -100,6 +100,29 @@ class Fixture:
                                                                   "justification": JUSTIFICATION},
                       headers=officer.headers)
         self.break_glass = api.entries(self.token, "vault.access")[-1].index
+        self.debt, self.notice, self.notification, self.breach = self.registers()
+
+    def registers(self) -> tuple[str, str, str, str]:
+        """A bought debt (its Art. 14 notice), a recipient told of a rectification, a recorded breach."""
+        api, dpo = self.api, self.api.person("dpo").headers
+        today = api.runtime.clock.now().date().isoformat()
+        api.http.post("/v1/debts", headers=api.client("contacts:write").headers, json={
+            "id": "D-MATRIX-1", "subject": self.token, "creditor": "Przykładowy Bank S.A.", "creditor_kind": "bank",
+            "kind": "business", "consumer": True, "amount_minor": 50_000, "due_date": "2025-01-31",
+            "assigned_on": today})
+        [notice] = api.http.get(f"/v1/subjects/{self.token}/notices", headers=dpo).json()["items"]
+        api.http.post(f"/v1/subjects/{self.token}/recipients", headers=dpo, json={
+            "kind": "debt_register", "name": "BIG InfoMonitor S.A.", "disclosed_on": today})
+        rectification = self.new_request("rectification")
+        api.http.post(f"/v1/gdpr/requests/{rectification}/rectify", headers=dpo,
+                      json={"field": "first_name", "values": ["Anna"]})
+        [pending] = api.http.get("/v1/gdpr/recipient-notifications", headers=dpo).json()["items"]
+        breach = api.http.post("/v1/gdpr/breaches", headers=dpo, json={
+            "aware_at": api.runtime.clock.now().isoformat(), "nature": ["confidentiality"],
+            "data_categories": ["contact"], "subjects_count": 3, "actor_id": "collector-17", "risk": "risk",
+            "facts": "A printed call list was left on a train.", "effects": "Names of three debtors may be known.",
+            "remedial_action": "Printing of call lists disabled."}).json()
+        return "D-MATRIX-1", str(notice["id"]), str(pending["id"]), str(breach["id"])
 
     def new_request(self, kind: str = "access") -> str:
         dpo = self.api.person("dpo")
@@ -112,7 +135,9 @@ class Fixture:
 
     def url(self, route: str) -> str:
         params = {"token": self.token, "recording_id": self.recording, "request_id": self.request,
-                  "index": str(self.break_glass), "hold_id": self.hold, "language": "en"}
+                  "index": str(self.break_glass), "hold_id": self.hold, "language": "en",
+                  "debt_id": self.debt, "notice_id": self.notice, "notification_id": self.notification,
+                  "breach_id": self.breach}
         if route in FRESH_REQUEST:
             params["request_id"] = self.new_request("erasure" if route.endswith("/erase") else "access")
         path = route.split(" ", 1)[1]
